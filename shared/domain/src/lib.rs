@@ -1,0 +1,17 @@
+//! Paybridge's domain: pure types and rules. No I/O, no AWS, no HTTP.
+
+mod ids;
+mod invoice;
+mod money;
+mod names;
+mod org;
+mod payment;
+mod secret;
+
+pub use ids::{ApiKeyId, IdError, PaymentId, UserId};
+pub use invoice::{Invoice, InvoiceStatus};
+pub use money::{Currency, Money, MoneyError, UnknownCurrency};
+pub use names::{CustomerId, Email, InvoiceNumber, NameError, OrgSlug};
+pub use org::{Membership, Org, OrgSettings, Role};
+pub use payment::PaymentStatus;
+pub use secret::{Secret, token_hash};
