@@ -1,1 +1,9 @@
+//! Paybridge's use cases over ports. No AWS, HTTP or Lambda crates: the compiler keeps it so.
 
+pub mod idempotency;
+pub mod ledger;
+pub mod orgs;
+pub mod passwords;
+pub mod payments;
+pub mod ports;
+pub mod system;

@@ -1,0 +1,137 @@
+//! Orgs, their first admins and their API keys.
+
+use domain::{ApiKeyId, Email, Org, OrgSettings, OrgSlug, Role, Secret, UserId, token_hash};
+
+use crate::passwords::{PasswordError, hash_password};
+use crate::ports::{
+    AddMemberError, ApiKeyRecord, ApiKeyRepo, Clock, CreateOrgError, FirstAdmin, Ids,
+    MembershipRepo, OrgRepo, StoreError, User, UserRepo,
+};
+
+/// What API keys look like: `pbk_` + 43 base64url characters (256 random bits).
+pub const API_KEY_PREFIX: &str = "pbk_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetUpOrgError {
+    #[error("an org named {0} exists already")]
+    SlugTaken(OrgSlug),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("a new admin needs a password")]
+    PasswordRequired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct NewOrg {
+    pub slug: OrgSlug,
+    pub name: String,
+    pub settings: OrgSettings,
+    pub admin_email: Email,
+    pub admin_name: String,
+    /// Needed only when the email has no account yet.
+    pub admin_password: Option<Secret<String>>,
+}
+
+/// Creates an org and makes its first admin a member: the person's existing account if the
+/// email has one (one person, many orgs), else a new account with the given password.
+/// Returns the admin's user id.
+pub async fn create_org(
+    orgs: &dyn OrgRepo,
+    users: &dyn UserRepo,
+    clock: &dyn Clock,
+    ids: &dyn Ids,
+    new: NewOrg,
+) -> Result<UserId, SetUpOrgError> {
+    let now = clock.now();
+    let org = Org {
+        slug: new.slug.clone(),
+        name: new.name,
+        settings: new.settings,
+    };
+    // Two tries: the email's account may appear or vanish between the read and the transaction.
+    for _ in 0..2 {
+        let (admin, user_id) = match users.find_user_by_email(&new.admin_email).await? {
+            Some(user) => (FirstAdmin::Existing(user.id.clone()), user.id),
+            None => {
+                let password = new
+                    .admin_password
+                    .as_ref()
+                    .ok_or(SetUpOrgError::PasswordRequired)?;
+                let user = User {
+                    id: UserId::from_ulid(&ids.ulid()).expect("a ULID is a valid id"),
+                    email: new.admin_email.clone(),
+                    name: new.admin_name.clone(),
+                    password_hash: Some(hash_password(password)?),
+                    created_at: now,
+                };
+                let id = user.id.clone();
+                (FirstAdmin::New(user), id)
+            }
+        };
+        match orgs.create_org(&org, &admin, now).await {
+            Ok(()) => return Ok(user_id),
+            Err(CreateOrgError::SlugTaken) => return Err(SetUpOrgError::SlugTaken(org.slug)),
+            Err(CreateOrgError::EmailTaken | CreateOrgError::UserMissing) => continue,
+            Err(CreateOrgError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(StoreError("the admin's account kept changing; try again".into()).into())
+}
+
+/// Adds an existing user to an org with a role; used by seeding and, later, by invitations.
+pub async fn add_member(
+    members: &dyn MembershipRepo,
+    clock: &dyn Clock,
+    user: &UserId,
+    org: &OrgSlug,
+    role: Role,
+    customer_ids: Vec<domain::CustomerId>,
+) -> Result<(), AddMemberError> {
+    let membership = domain::Membership {
+        org: org.clone(),
+        role,
+        customer_ids,
+    };
+    members.add_member(user, &membership, clock.now()).await
+}
+
+/// An API key just issued: the secret is shown this once and never again.
+pub struct IssuedApiKey {
+    pub record: ApiKeyRecord,
+    pub secret: Secret<String>,
+}
+
+/// Issues an org API key. `chosen` lets a local stack keep a well-known key (DEMO_API_KEY);
+/// a deployment never passes one.
+pub async fn issue_api_key(
+    keys: &dyn ApiKeyRepo,
+    clock: &dyn Clock,
+    ids: &dyn Ids,
+    org: &OrgSlug,
+    label: &str,
+    chosen: Option<Secret<String>>,
+) -> Result<IssuedApiKey, StoreError> {
+    let secret =
+        chosen.unwrap_or_else(|| Secret::new(format!("{API_KEY_PREFIX}{}", ids.secret().expose())));
+    let record = ApiKeyRecord {
+        id: ApiKeyId::from_ulid(&ids.ulid()).expect("a ULID is a valid id"),
+        org: org.clone(),
+        label: label.to_owned(),
+        secret_hash: token_hash(secret.expose()),
+        created_at: clock.now(),
+    };
+    keys.put_api_key(&record).await?;
+    Ok(IssuedApiKey { record, secret })
+}
+
+/// The org an API key belongs to, if the key is known. The org is never taken from the request.
+pub async fn authenticate_api_key(
+    keys: &dyn ApiKeyRepo,
+    presented: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    if !presented.starts_with(API_KEY_PREFIX) || presented.len() > 200 {
+        return Ok(None);
+    }
+    keys.find_api_key(&token_hash(presented)).await
+}

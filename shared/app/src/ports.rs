@@ -1,0 +1,248 @@
+//! The ports: what the use cases need from the outside world. Adapters implement them
+//! (DynamoDB in `store`, later SES, EventBridge, gateways, accounting systems).
+
+use async_trait::async_trait;
+use domain::{
+    ApiKeyId, CustomerId, Email, Invoice, InvoiceNumber, Membership, Org, OrgSlug, PaymentId,
+    PaymentStatus, Secret, UserId,
+};
+use time::OffsetDateTime;
+
+use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::payments::Payment;
+
+/// A store failure that is nobody's fault: the caller may retry later. Business conflicts
+/// (an email taken, an org that exists) are results of their own, not errors of this kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Mints ids and secrets. Behind a port so that tests can make them predictable.
+pub trait Ids: Send + Sync {
+    /// A new ULID in its 26-character text form (time-ordered).
+    fn ulid(&self) -> String;
+    /// A new 256-bit random secret, base64url without padding (43 characters).
+    fn secret(&self) -> Secret<String>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: String,
+    /// Argon2id PHC string; None until the person sets a password (e.g. invited, not yet accepted).
+    pub password_hash: Option<Secret<String>>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The first admin of a new org: a new person, or a user that already has an account elsewhere.
+#[derive(Debug, Clone)]
+pub enum FirstAdmin {
+    New(User),
+    Existing(UserId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateOrgError {
+    #[error("an org with this slug exists already")]
+    SlugTaken,
+    #[error("a user with this email exists already")]
+    EmailTaken,
+    #[error("the existing user was not found")]
+    UserMissing,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait OrgRepo: Send + Sync {
+    /// Creates the org, its first admin's membership and, for a new person, the user and the
+    /// email uniqueness marker: all in one transaction, or nothing.
+    async fn create_org(
+        &self,
+        org: &Org,
+        admin: &FirstAdmin,
+        now: OffsetDateTime,
+    ) -> Result<(), CreateOrgError>;
+    async fn get_org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("a user with this email exists already")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Writes the user and its email marker together; a taken email writes nothing.
+    async fn create_user(&self, user: &User) -> Result<(), CreateUserError>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddMemberError {
+    #[error("this person is a member of the org already")]
+    AlreadyMember,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait MembershipRepo: Send + Sync {
+    async fn add_member(
+        &self,
+        user: &UserId,
+        membership: &Membership,
+        now: OffsetDateTime,
+    ) -> Result<(), AddMemberError>;
+    async fn membership(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+    ) -> Result<Option<Membership>, StoreError>;
+    /// Every org the user belongs to ("my orgs"), by org slug.
+    async fn memberships_of_user(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    async fn members_of_org(&self, org: &OrgSlug) -> Result<Vec<(UserId, Membership)>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub org: OrgSlug,
+    pub label: String,
+    /// SHA-256 of the secret; the secret itself is shown once and never stored.
+    pub secret_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait ApiKeyRepo: Send + Sync {
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn find_api_key(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn list_api_keys(&self, org: &OrgSlug) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Returns whether a key was removed.
+    async fn revoke_api_key(&self, org: &OrgSlug, id: &ApiKeyId) -> Result<bool, StoreError>;
+}
+
+/// A ledger invoice as stored, with the version that guards concurrent changes to its balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerInvoice {
+    pub invoice: Invoice,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerWriteError {
+    #[error("invoice {0} exists already")]
+    Exists(InvoiceNumber),
+    #[error("the invoice changed meanwhile; read it again")]
+    Changed,
+    #[error("no such payment in the state expected")]
+    PaymentState,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait LedgerRepo: Send + Sync {
+    async fn add_invoice(
+        &self,
+        org: &OrgSlug,
+        invoice: &Invoice,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerWriteError>;
+    async fn get_invoice(
+        &self,
+        org: &OrgSlug,
+        number: &InvoiceNumber,
+    ) -> Result<Option<LedgerInvoice>, StoreError>;
+    /// The customer's invoices, newest issue date first.
+    async fn invoices_of_customer(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+    ) -> Result<Vec<Invoice>, StoreError>;
+    /// In one transaction: the payment moves from pending to succeeded and the invoice's balance
+    /// drops by its amount (paid when nothing is left), guarded by the version that was read.
+    async fn settle_payment_on_invoice(
+        &self,
+        payment: &Payment,
+        invoice: &LedgerInvoice,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerWriteError>;
+}
+
+/// One page of a listing and the cursor of the next, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentWriteError {
+    #[error("the payment exists already")]
+    Exists,
+    #[error("the payment is not in the state expected")]
+    State,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait PaymentRepo: Send + Sync {
+    async fn insert_payment(&self, payment: &Payment) -> Result<(), PaymentWriteError>;
+    async fn get_payment(
+        &self,
+        org: &OrgSlug,
+        id: &PaymentId,
+    ) -> Result<Option<Payment>, StoreError>;
+    /// Newest first.
+    async fn list_payments(
+        &self,
+        org: &OrgSlug,
+        limit: u16,
+        cursor: Option<&str>,
+    ) -> Result<Page<Payment>, StoreError>;
+    /// Moves the payment forward, only from `from` (a conditional write).
+    async fn move_payment(
+        &self,
+        org: &OrgSlug,
+        id: &PaymentId,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        now: OffsetDateTime,
+    ) -> Result<(), PaymentWriteError>;
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims the key for this request (see `Claim`). `resource_id` is what the first request
+    /// creates (a payment id); a takeover of an abandoned claim gets the original one back.
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        resource_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
+    /// Stores the response for byte-identical replay. Only the holder of an in-progress claim completes.
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        response: &StoredResponse,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Drops an in-progress claim whose work had no effect outside (bad input found late), so
+    /// the client may retry. Never call it once a gateway may have been reached.
+    async fn release(&self, key: &IdempotencyKey, request_hash: &str) -> Result<(), StoreError>;
+}
