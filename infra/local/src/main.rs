@@ -1,1 +1,69 @@
-fn main() {}
+//! The local stack: DynamoDB Local (unless AWS_ENDPOINT_URL_DYNAMODB points elsewhere), the one
+//! table, demo data, and every function's router on 127.0.0.1:3000. Never deployed.
+
+mod seed;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use devtools::{DynamoDbLocal, Storage, repo_root};
+use store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    runtime::init_tracing(runtime::LogFormat::Pretty);
+    let port: u16 = std::env::var("PORT").map_or(Ok(3000), |p| p.parse())?;
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "paybridge".into());
+    let data_dir = std::env::var("PAYBRIDGE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".data"));
+
+    // Keep the DynamoDB Local handle alive for as long as we serve; dropping it stops it.
+    let (endpoint, _dynamodb) = match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        Ok(endpoint) => (endpoint, None),
+        Err(_) => {
+            let dir = data_dir.join("dynamodb");
+            println!("Starting DynamoDB Local (data in {}) ...", dir.display());
+            let ddb =
+                tokio::task::spawn_blocking(move || DynamoDbLocal::start(Storage::Dir(dir), 0))
+                    .await??;
+            (ddb.endpoint().to_owned(), Some(ddb))
+        }
+    };
+    let store = Store::new(devtools::local_client(&endpoint).await, &table);
+    store.ensure_table().await?;
+    let services = Arc::new(app::Services::over(store));
+    let today = services.clock.now().date();
+    let seeded = seed::seed(&services, today).await?;
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let base = format!("http://{addr}");
+    println!();
+    println!("Paybridge is running at {base}");
+    println!("  health         {base}/health");
+    println!("  API document   {base}/api/openapi.json");
+    println!(
+        "  DynamoDB Local {endpoint} (table {table}, data in {})",
+        data_dir.display()
+    );
+    println!("  orgs           demo (USD), acme (AUD)");
+    println!(
+        "  admin login    {} / {} (admin of both orgs)",
+        seeded.admin_email, seeded.admin_password
+    );
+    for (name, key) in &seeded.api_keys {
+        println!("  {name:<14} {key}");
+    }
+    println!(
+        "  try            curl -H 'Authorization: Bearer {}' {base}/api/orgs/demo/invoices/{}",
+        seeded.api_keys[0].1, seeded.demo_invoice
+    );
+    println!("Stop with Ctrl-C; data is kept for the next start.");
+
+    axum::serve(listener, web::all_functions(services))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

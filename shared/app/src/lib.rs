@@ -6,4 +6,6 @@ pub mod orgs;
 pub mod passwords;
 pub mod payments;
 pub mod ports;
+pub mod services;
 pub mod system;
+pub use services::Services;

@@ -115,16 +115,20 @@ pub fn shared_for_tests() -> &'static str {
     }
 }
 
-/// Where tools are installed: env PAYBRIDGE_TOOLS_DIR, else `<repo>/.local` where <repo> is
-/// two levels above this crate's CARGO_MANIFEST_DIR (the workspace root; `.local/` is git-ignored).
+/// The workspace root: two levels above this crate's CARGO_MANIFEST_DIR.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("CARGO_MANIFEST_DIR is <repo>/shared/devtools")
+        .to_path_buf()
+}
+
+/// Where tools are installed: env PAYBRIDGE_TOOLS_DIR, else `<repo>/.local` (git-ignored).
 pub fn tools_dir() -> PathBuf {
     match std::env::var_os("PAYBRIDGE_TOOLS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .nth(2)
-            .expect("CARGO_MANIFEST_DIR is <repo>/shared/devtools")
-            .join(".local"),
+        _ => repo_root().join(".local"),
     }
 }
 

@@ -2,8 +2,9 @@
 
 pub mod dynamodb_local;
 
-pub use dynamodb_local::{DynamoDbLocal, Storage};
+pub use dynamodb_local::{DynamoDbLocal, Storage, repo_root, shared_for_tests, tools_dir};
 
 mod tables;
 
-pub use tables::{local_client, test_store};
+pub use store::local_client;
+pub use tables::test_store;

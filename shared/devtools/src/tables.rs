@@ -1,25 +1,6 @@
 //! SDK clients for DynamoDB Local, and a fresh table per test.
 
-use aws_sdk_dynamodb::{Client, config::Credentials};
-use store::Store;
-
-/// A DynamoDB client for a local endpoint, with dummy credentials (DynamoDB Local runs with
-/// `-sharedDb`, so any credentials see the same tables).
-pub async fn local_client(endpoint: &str) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "paybridge-local",
-        ))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    Client::new(&config)
-}
+use store::{Store, local_client};
 
 /// A store over a new, empty table of its own on this process's DynamoDB Local, so that tests
 /// never see each other's data. Build one per test (clients must not outlive their runtime).

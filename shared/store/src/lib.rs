@@ -49,3 +49,24 @@ impl Store {
         table::ensure_table(&self.client, &self.table).await
     }
 }
+
+/// A client for a DynamoDB endpoint of our own (DynamoDB Local), with placeholder credentials
+/// where the environment has none: DynamoDB Local runs with `-sharedDb`, so any credentials see
+/// the same tables.
+pub async fn local_client(endpoint: &str) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        ))
+        .endpoint_url(endpoint);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "paybridge-local",
+        ));
+    }
+    Client::new(&loader.load().await)
+}

@@ -1,1 +1,67 @@
+//! Paybridge's HTTP layer: one router per function, the layers they share, problem+json errors,
+//! and the OpenAPI document generated from the routes themselves.
 
+pub mod admin;
+mod auth;
+pub mod layers;
+pub mod problem;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::{Json, Router, routing::get};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+pub use problem::{ApiJson, Problem};
+
+/// Shared state of every router: the app's ports.
+pub type AppState = Arc<app::Services>;
+
+/// The largest request body any JSON endpoint accepts.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Paybridge API", description = "Invoice payments for MSPs: the JSON API."),
+    components(schemas(Problem)),
+    modifiers(&ApiKeyScheme)
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole JSON API: every function's routes add themselves here through their annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(admin::routes().split_for_parts().1);
+    doc
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Routes every function answers: its health and the API document.
+pub fn base_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/openapi.json", get(|| async { Json(openapi()) }))
+}
+
+/// Every function's routes on one router, for the local stack (the deployment gives each
+/// function its own Lambda instead).
+pub fn all_functions(state: AppState) -> Router {
+    let (admin, _) = admin::routes().split_for_parts();
+    layers::common(base_routes().merge(admin)).with_state(state)
+}

@@ -1,0 +1,47 @@
+//! Every port a use case may need, built once per cold start and shared by the handlers.
+
+use std::sync::Arc;
+
+use crate::ports::*;
+use crate::system::{RandomIds, SystemClock};
+
+#[derive(Clone)]
+pub struct Services {
+    pub orgs: Arc<dyn OrgRepo>,
+    pub users: Arc<dyn UserRepo>,
+    pub members: Arc<dyn MembershipRepo>,
+    pub api_keys: Arc<dyn ApiKeyRepo>,
+    pub ledger: Arc<dyn LedgerRepo>,
+    pub payments: Arc<dyn PaymentRepo>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+impl Services {
+    /// All repositories from one store adapter, with the system clock and OS randomness.
+    pub fn over<S>(store: S) -> Self
+    where
+        S: OrgRepo
+            + UserRepo
+            + MembershipRepo
+            + ApiKeyRepo
+            + LedgerRepo
+            + PaymentRepo
+            + IdempotencyStore
+            + Clone
+            + 'static,
+    {
+        Services {
+            orgs: Arc::new(store.clone()),
+            users: Arc::new(store.clone()),
+            members: Arc::new(store.clone()),
+            api_keys: Arc::new(store.clone()),
+            ledger: Arc::new(store.clone()),
+            payments: Arc::new(store.clone()),
+            idempotency: Arc::new(store),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The `admin` function: the org's own API (ledger invoices, payments).
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use domain::InvoiceNumber;
+use serde::Deserialize;
+use time::Date;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::OrgAdmin;
+use crate::views::{InvoiceView, PaymentPage};
+use crate::{ApiJson, AppState, Problem};
+use app::ledger::NewInvoiceError;
+use app::ports::LedgerWriteError;
+
+/// A ledger invoice to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvoiceBody {
+    #[schema(example = "INV-0042")]
+    pub invoice_number: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    /// A decimal string in the currency's precision.
+    #[schema(example = "120.50")]
+    pub total: String,
+    /// ISO 4217; defaults to the org's currency.
+    #[schema(example = "USD")]
+    pub currency: Option<String>,
+    #[schema(value_type = String, format = Date)]
+    pub issue_date: Date,
+    #[schema(value_type = String, format = Date)]
+    pub due_date: Date,
+}
+
+impl From<NewInvoiceBody> for app::ledger::NewInvoice {
+    fn from(b: NewInvoiceBody) -> Self {
+        app::ledger::NewInvoice {
+            invoice_number: b.invoice_number,
+            customer_id: b.customer_id,
+            customer_name: b.customer_name,
+            total: b.total,
+            currency: b.currency,
+            issue_date: b.issue_date,
+            due_date: b.due_date,
+        }
+    }
+}
+
+fn invoice_problem(e: NewInvoiceError) -> Problem {
+    match e {
+        NewInvoiceError::Write(LedgerWriteError::Exists(number)) => Problem::new(
+            StatusCode::CONFLICT,
+            "invoice_exists",
+            "The invoice exists already",
+            format!("invoice {number} is in the ledger already; it was not changed"),
+        ),
+        NewInvoiceError::Write(LedgerWriteError::Store(e)) => e.into(),
+        NewInvoiceError::Write(other) => Problem::internal(&other),
+        invalid => Problem::invalid(invalid.to_string()),
+    }
+}
+
+/// Adds an invoice to the org's built-in ledger.
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{org}/invoices",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    request_body = NewInvoiceBody,
+    responses(
+        (status = 201, description = "added", body = InvoiceView),
+        (status = 400, description = "invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the number exists", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn create_invoice(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    ApiJson(body): ApiJson<NewInvoiceBody>,
+) -> Result<(StatusCode, Json<InvoiceView>), Problem> {
+    let org = state
+        .orgs
+        .get_org(&admin.org)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such org"))?;
+    let invoice = app::ledger::add_invoice(
+        state.ledger.as_ref(),
+        state.clock.as_ref(),
+        &admin.org,
+        org.settings.default_currency,
+        &body.into(),
+    )
+    .await
+    .map_err(invoice_problem)?;
+    Ok((StatusCode::CREATED, Json(invoice.into())))
+}
+
+/// One invoice of the org's ledger, with its balance now.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{org}/invoices/{invoice}",
+    tag = "admin",
+    params(
+        ("org" = String, Path, description = "the org's slug"),
+        ("invoice" = String, Path, description = "the invoice number"),
+    ),
+    responses(
+        (status = 200, description = "the invoice", body = InvoiceView),
+        (status = 404, description = "no such invoice", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn get_invoice(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    Path((_org, number)): Path<(String, String)>,
+) -> Result<Json<InvoiceView>, Problem> {
+    let not_found = || Problem::not_found(format!("no invoice {number}"));
+    let parsed = InvoiceNumber::parse(&number).map_err(|_| not_found())?;
+    let found = state
+        .ledger
+        .get_invoice(&admin.org, &parsed)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(found.invoice.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 100; 25 when absent.
+    pub limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The org's payments, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{org}/payments",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug"), PageQuery),
+    responses((status = 200, description = "a page of payments", body = PaymentPage)),
+    security(("api_key" = []))
+)]
+async fn list_payments(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<PaymentPage>, Problem> {
+    let page = app::payments::list_payments(
+        state.payments.as_ref(),
+        &admin.org,
+        q.limit,
+        q.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(PaymentPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// The admin routes with their OpenAPI descriptions.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_invoice))
+        .routes(routes!(get_invoice))
+        .routes(routes!(list_payments))
+}
+
+/// The `admin` function's router.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = routes().split_for_parts();
+    crate::layers::common(crate::base_routes().merge(api)).with_state(state)
+}

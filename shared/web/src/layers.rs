@@ -1,0 +1,88 @@
+//! What every function's router gets: a request id on every log line, security headers,
+//! a body limit, and problem+json for unknown routes.
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Request, header},
+};
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+
+use crate::problem::Problem;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Pages allow only our own scripts and styles and may not be framed (clickjacking on a payment
+/// form); later pages that load a gateway's script add its origin where they need it.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+#[derive(Clone, Copy)]
+struct UlidRequestId;
+
+impl MakeRequestId for UlidRequestId {
+    fn make_request_id<B>(&mut self, request: &Request<B>) -> Option<RequestId> {
+        // Under Lambda, API Gateway's own request id ties our logs to its access log.
+        let apigw = request
+            .extensions()
+            .get::<lambda_context::RequestContextId>()
+            .map(|id| id.0.clone());
+        let id = apigw.unwrap_or_else(|| ulid::Ulid::new().to_string());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// An extension a host may put on requests to name them (the Lambda host sets API Gateway's id).
+pub mod lambda_context {
+    #[derive(Debug, Clone)]
+    pub struct RequestContextId(pub String);
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route")
+}
+
+/// Wraps a function's router with the layers every function shares.
+pub fn common<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
+        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(header(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        // Balances and payments are personal: no shared cache keeps them.
+        .layer(header(header::CACHE_CONTROL, "no-store"))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    request_id = %id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, UlidRequestId))
+}
