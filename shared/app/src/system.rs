@@ -29,6 +29,15 @@ impl Ids for RandomIds {
     }
 }
 
+/// A clock stopped at one instant: for tests, and for a tick run "as if at" a given time.
+pub struct FixedClock(pub OffsetDateTime);
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,14 +56,5 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = RandomIds.ulid();
         assert!(a < b);
-    }
-}
-
-/// A clock stopped at one instant: for tests, and for a tick run "as if at" a given time.
-pub struct FixedClock(pub OffsetDateTime);
-
-impl Clock for FixedClock {
-    fn now(&self) -> OffsetDateTime {
-        self.0
     }
 }
