@@ -1,0 +1,243 @@
+//! Bench: what each store operation costs against DynamoDB Local, over the real SDK.
+//! Prints, per operation: DynamoDB calls, read and write capacity units (ReturnConsumedCapacity)
+//! and latency percentiles.
+//!
+//!   cargo run -p paybridge-tests --bin bench --release -- [ITERATIONS] [SCENARIO-FILTER]
+//!
+//! Latency here is loopback to DynamoDB Local, a lower bound of nothing in AWS; the calls and
+//! capacity units are what AWS bills. A conditional write that is refused costs write units in
+//! AWS too, but DynamoDB returns no ConsumedCapacity with the error, so those show 0 here.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use app::idempotency::{IdempotencyKey, StoredResponse};
+use app::payments::Payment;
+use app::ports::*;
+use app::system::{FixedClock, RandomIds};
+use domain::*;
+use store::{Store, Usage};
+use time::{OffsetDateTime, macros::datetime};
+
+const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);
+
+struct Row {
+    name: &'static str,
+    runs: usize,
+    usage: Usage,
+    latencies: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+impl Row {
+    fn print(&mut self) {
+        self.latencies.sort();
+        let per = |x: f64| x / self.runs as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{:<34} {:>5} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            self.name,
+            self.runs,
+            per(self.usage.calls as f64),
+            per(self.usage.read_units),
+            per(self.usage.write_units),
+            ms(percentile(&self.latencies, 0.50)),
+            ms(percentile(&self.latencies, 0.90)),
+            ms(percentile(&self.latencies, 0.99)),
+            ms(*self.latencies.last().unwrap()),
+        );
+    }
+}
+
+/// Runs `op(i)` for i in 0..runs, one at a time, metering only the operation itself.
+async fn measure<F, Fut>(store: &Store, name: &'static str, runs: usize, mut op: F) -> Row
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut latencies = Vec::with_capacity(runs);
+    let mut usage = Usage::default();
+    for i in 0..runs {
+        let before = store.usage();
+        let started = Instant::now();
+        op(i).await;
+        latencies.push(started.elapsed());
+        let spent = store.usage().since(before);
+        usage.calls += spent.calls;
+        usage.read_units += spent.read_units;
+        usage.write_units += spent.write_units;
+    }
+    Row { name, runs, usage, latencies }
+}
+
+fn user(i: usize) -> User {
+    User {
+        id: UserId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+        email: Email::parse(&format!("person{i}@bench.test")).unwrap(),
+        name: "Bench Person".into(),
+        password_hash: Some(Secret::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into())),
+        created_at: NOW,
+    }
+}
+
+fn payment(i: usize, invoice: &str) -> Payment {
+    Payment {
+        id: PaymentId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+        org: OrgSlug::parse("bench").unwrap(),
+        invoice_number: InvoiceNumber::parse(invoice).unwrap(),
+        amount: Money::from_minor(100 + i as u64, Currency::Usd).unwrap(),
+        surcharge: Money::zero(Currency::Usd),
+        status: PaymentStatus::Pending,
+        gateway: "sandbox".into(),
+        gateway_ref: Some(format!("ch_{i}")),
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let filter = args.next().unwrap_or_default();
+    let store = devtools::test_store().await;
+    let org = OrgSlug::parse("bench").unwrap();
+    let response = StoredResponse {
+        status: 201,
+        content_type: "application/json".into(),
+        body: br#"{"id":"pay_01JD8X3Q9M6V4W2K7T5R1N0P01","status":"succeeded","amount":{"amount":"12.34","currency":"USD"}}"#.to_vec(),
+    };
+    let key = |i: usize| IdempotencyKey::new("bench#pay-now", &format!("key-{i}")).unwrap();
+
+    // Setup that the scenarios read.
+    app::orgs::create_org(&store, &store, &FixedClock(NOW), &RandomIds, app::orgs::NewOrg {
+        slug: org.clone(),
+        name: "Bench".into(),
+        settings: OrgSettings::default(),
+        admin_email: Email::parse("admin@bench.test").unwrap(),
+        admin_name: "Admin".into(),
+        admin_password: Some(Secret::new("a long enough password".into())),
+    })
+    .await
+    .unwrap();
+    let api_key = app::orgs::issue_api_key(&store, &FixedClock(NOW), &RandomIds, &org, "bench", None).await.unwrap();
+    for i in 0..30 {
+        store.insert_payment(&payment(i, "INV-LIST")).await.unwrap();
+    }
+
+    println!("DynamoDB Local, {runs} runs per operation; per-operation averages, latency in ms");
+    println!(
+        "{:<34} {:>5} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+        "operation", "runs", "calls", "RCU", "WCU", "p50", "p90", "p99", "max"
+    );
+    let mut rows = vec![
+        measure(&store, "idempotency claim (fresh)", runs, |i| {
+            let s = store.clone();
+            async move { s.claim(&key(i), "hash", "pay_x", NOW).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "idempotency complete", runs, |i| {
+            let (s, r) = (store.clone(), response.clone());
+            async move { s.complete(&key(i), "hash", &r, NOW).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "idempotency replay (completed key)", runs, |i| {
+            let s = store.clone();
+            async move { s.claim(&key(i), "hash", "pay_y", NOW).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "idempotency mismatch (422)", runs, |i| {
+            let s = store.clone();
+            async move { s.claim(&key(i), "other", "pay_y", NOW).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "create user (+ email marker)", runs, |i| {
+            let s = store.clone();
+            async move { s.create_user(&user(i)).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "create user, email taken", runs, |i| {
+            let s = store.clone();
+            async move { assert!(s.create_user(&user(i)).await.is_err()); }
+        })
+        .await,
+        measure(&store, "find user by email", runs, |i| {
+            let s = store.clone();
+            async move { s.find_user_by_email(&user(i).email).await.unwrap().unwrap(); }
+        })
+        .await,
+        measure(&store, "create org + first admin", runs, |i| {
+            let s = store.clone();
+            async move {
+                let new = app::orgs::NewOrg {
+                    slug: OrgSlug::parse(&format!("org-{i}")).unwrap(),
+                    name: "Org".into(),
+                    settings: OrgSettings::default(),
+                    admin_email: Email::parse(&format!("person{i}@bench.test")).unwrap(),
+                    admin_name: "Admin".into(),
+                    admin_password: None,
+                };
+                app::orgs::create_org(&s, &s, &FixedClock(NOW), &RandomIds, new).await.unwrap();
+            }
+        })
+        .await,
+        measure(&store, "authenticate API key", runs, |_| {
+            let (s, k) = (store.clone(), api_key.secret.expose().clone());
+            async move { app::orgs::authenticate_api_key(&s, &k).await.unwrap().unwrap(); }
+        })
+        .await,
+        measure(&store, "add ledger invoice", runs, |i| {
+            let s = store.clone();
+            let org = org.clone();
+            async move {
+                let new = app::ledger::NewInvoice {
+                    invoice_number: format!("INV-{i}"),
+                    customer_id: "c1".into(),
+                    customer_name: "Customer".into(),
+                    total: "500.00".into(),
+                    currency: None,
+                    issue_date: NOW.date(),
+                    due_date: NOW.date(),
+                };
+                app::ledger::add_invoice(&s, &FixedClock(NOW), &org, Currency::Usd, &new).await.unwrap();
+            }
+        })
+        .await,
+        measure(&store, "get ledger invoice", runs, |i| {
+            let s = store.clone();
+            let org = org.clone();
+            async move { s.get_invoice(&org, &InvoiceNumber::parse(&format!("INV-{i}")).unwrap()).await.unwrap().unwrap(); }
+        })
+        .await,
+        measure(&store, "insert payment (pending)", runs, |i| {
+            let s = store.clone();
+            async move { s.insert_payment(&payment(i, &format!("INV-{i}"))).await.unwrap(); }
+        })
+        .await,
+        measure(&store, "settle payment on invoice (txn)", runs, |i| {
+            let s = store.clone();
+            let org = org.clone();
+            async move {
+                let number = InvoiceNumber::parse(&format!("INV-{i}")).unwrap();
+                let read = s.get_invoice(&org, &number).await.unwrap().unwrap();
+                let p = payment(i, &format!("INV-{i}"));
+                s.insert_payment(&p).await.unwrap();
+                s.settle_payment_on_invoice(&p, &read, NOW).await.unwrap();
+            }
+        })
+        .await,
+        measure(&store, "list payments (page of 25)", runs, |_| {
+            let s = store.clone();
+            let org = org.clone();
+            async move { assert_eq!(s.list_payments(&org, 25, None).await.unwrap().items.len(), 25); }
+        })
+        .await,
+    ];
+    for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
+        row.print();
+    }
+}
