@@ -19,11 +19,22 @@ async fn an_api_gateway_event_reaches_the_admin_router() {
     };
     let s = &world.services;
     let org = domain::OrgSlug::parse("demo").unwrap();
-    app::ledger::add_invoice(s.ledger.as_ref(), s.clock.as_ref(), &org, domain::Currency::Usd, &new).await.unwrap();
+    app::ledger::add_invoice(
+        s.ledger.as_ref(),
+        s.clock.as_ref(),
+        &org,
+        domain::Currency::Usd,
+        &new,
+    )
+    .await
+    .unwrap();
 
     let event = include_str!("../../events/admin-get-invoice.apigw-v2.json");
     let request = lambda_http::request::from_str(event).expect("a valid API Gateway v2 event");
-    let response = web::admin::router(world.services.clone()).oneshot(request).await.unwrap();
+    let response = web::admin::router(world.services.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

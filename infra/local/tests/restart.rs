@@ -7,14 +7,28 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One HTTP/1.1 request over a plain socket; returns (status, body).
-fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> Option<(u16, String)> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -24,7 +38,10 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> O
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -52,7 +69,9 @@ impl Stack {
 
     /// Ctrl-C, as a person stops it; waits until it has shut DynamoDB Local down.
     fn stop(mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -65,10 +84,24 @@ fn serves_the_demo_org_and_keeps_data_across_a_restart() {
     let key = "pbk_demo_local_only_never_deployed_0000000000";
 
     let stack = Stack::start(port, &data);
-    let (status, body) = http(port, "GET", "/api/orgs/demo/invoices/INV-1001", Some(key), "").unwrap();
+    let (status, body) = http(
+        port,
+        "GET",
+        "/api/orgs/demo/invoices/INV-1001",
+        Some(key),
+        "",
+    )
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"amount\":\"1250.00\""), "{body}");
-    let (status, _) = http(port, "GET", "/api/orgs/acme/invoices/A-2001", Some("pbk_acme_local_only_never_deployed_0000000000"), "").unwrap();
+    let (status, _) = http(
+        port,
+        "GET",
+        "/api/orgs/acme/invoices/A-2001",
+        Some("pbk_acme_local_only_never_deployed_0000000000"),
+        "",
+    )
+    .unwrap();
     assert_eq!(status, 200);
     let invoice = r#"{"invoice_number":"KEEP-1","customer_id":"c1","customer_name":"Kept Ltd","total":"42.00","issue_date":"2026-11-01","due_date":"2026-11-30"}"#;
     let (status, body) = http(port, "POST", "/api/orgs/demo/invoices", Some(key), invoice).unwrap();
@@ -76,7 +109,8 @@ fn serves_the_demo_org_and_keeps_data_across_a_restart() {
     stack.stop();
 
     let stack = Stack::start(port, &data);
-    let (status, body) = http(port, "GET", "/api/orgs/demo/invoices/KEEP-1", Some(key), "").unwrap();
+    let (status, body) =
+        http(port, "GET", "/api/orgs/demo/invoices/KEEP-1", Some(key), "").unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Kept Ltd"));
     stack.stop();

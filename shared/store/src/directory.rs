@@ -182,22 +182,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(out) => {
-                self.meter.record(Kind::Write, out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) => {
-                self.meter.record(Kind::Write, None);
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    Ok(false)
-                } else {
-                    Err(sdk_error("PutItem", e))
-                }
-            }
-        }
+        self.conditional("PutItem", result)
     }
 
     /// Runs a transaction; Err(Ok(codes)) when it was cancelled, with one reason code per action.

@@ -16,7 +16,6 @@ use app::idempotency::{Claim, IN_PROGRESS_LOCK, IdempotencyKey, RETENTION, Store
 use app::ports::{IdempotencyStore, StoreError};
 
 use crate::Store;
-use crate::error::sdk_error;
 use crate::item::{Attrs, Item, key, n, s};
 use crate::meter::Kind;
 use crate::table::{PK, TTL};
@@ -58,22 +57,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(out) => {
-                self.meter.record(Kind::Write, out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e) => {
-                self.meter.record(Kind::Write, None);
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    Ok(false)
-                } else {
-                    Err(sdk_error("UpdateItem", e))
-                }
-            }
-        }
+        self.conditional("UpdateItem (idempotency takeover)", result)
     }
 }
 
@@ -192,15 +176,12 @@ impl IdempotencyStore for Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.record(Kind::Write, out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) => {
-                self.meter.record(Kind::Write, None);
-                Err(sdk_error("UpdateItem (idempotency complete)", e))
-            }
+        if self.conditional("UpdateItem (idempotency complete)", out)? {
+            Ok(())
+        } else {
+            Err(StoreError(
+                "the idempotency claim was lost before completion (completed or released by another request)".into(),
+            ))
         }
     }
 
@@ -217,22 +198,8 @@ impl IdempotencyStore for Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.record(Kind::Write, out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) => {
-                self.meter.record(Kind::Write, None);
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    // Already completed or taken over: nothing of ours to release.
-                    Ok(())
-                } else {
-                    Err(sdk_error("DeleteItem (idempotency release)", e))
-                }
-            }
-        }
+        // A refused delete means the record is completed or taken over: nothing of ours to release.
+        self.conditional("DeleteItem (idempotency release)", out)?;
+        Ok(())
     }
 }

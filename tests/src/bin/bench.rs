@@ -71,7 +71,12 @@ where
         usage.read_units += spent.read_units;
         usage.write_units += spent.write_units;
     }
-    Row { name, runs, usage, latencies }
+    Row {
+        name,
+        runs,
+        usage,
+        latencies,
+    }
 }
 
 fn user(i: usize) -> User {
@@ -79,7 +84,9 @@ fn user(i: usize) -> User {
         id: UserId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
         email: Email::parse(&format!("person{i}@bench.test")).unwrap(),
         name: "Bench Person".into(),
-        password_hash: Some(Secret::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into())),
+        password_hash: Some(Secret::new(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        )),
         created_at: NOW,
     }
 }
@@ -114,17 +121,26 @@ async fn main() {
     let key = |i: usize| IdempotencyKey::new("bench#pay-now", &format!("key-{i}")).unwrap();
 
     // Setup that the scenarios read.
-    app::orgs::create_org(&store, &store, &FixedClock(NOW), &RandomIds, app::orgs::NewOrg {
-        slug: org.clone(),
-        name: "Bench".into(),
-        settings: OrgSettings::default(),
-        admin_email: Email::parse("admin@bench.test").unwrap(),
-        admin_name: "Admin".into(),
-        admin_password: Some(Secret::new("a long enough password".into())),
-    })
+    app::orgs::create_org(
+        &store,
+        &store,
+        &FixedClock(NOW),
+        &RandomIds,
+        app::orgs::NewOrg {
+            slug: org.clone(),
+            name: "Bench".into(),
+            settings: OrgSettings::default(),
+            admin_email: Email::parse("admin@bench.test").unwrap(),
+            admin_name: "Admin".into(),
+            admin_password: Some(Secret::new("a long enough password".into())),
+        },
+    )
     .await
     .unwrap();
-    let api_key = app::orgs::issue_api_key(&store, &FixedClock(NOW), &RandomIds, &org, "bench", None).await.unwrap();
+    let api_key =
+        app::orgs::issue_api_key(&store, &FixedClock(NOW), &RandomIds, &org, "bench", None)
+            .await
+            .unwrap();
     for i in 0..30 {
         store.insert_payment(&payment(i, "INV-LIST")).await.unwrap();
     }
@@ -137,37 +153,51 @@ async fn main() {
     let mut rows = vec![
         measure(&store, "idempotency claim (fresh)", runs, |i| {
             let s = store.clone();
-            async move { s.claim(&key(i), "hash", "pay_x", NOW).await.unwrap(); }
+            async move {
+                s.claim(&key(i), "hash", "pay_x", NOW).await.unwrap();
+            }
         })
         .await,
         measure(&store, "idempotency complete", runs, |i| {
             let (s, r) = (store.clone(), response.clone());
-            async move { s.complete(&key(i), "hash", &r, NOW).await.unwrap(); }
+            async move {
+                s.complete(&key(i), "hash", &r, NOW).await.unwrap();
+            }
         })
         .await,
         measure(&store, "idempotency replay (completed key)", runs, |i| {
             let s = store.clone();
-            async move { s.claim(&key(i), "hash", "pay_y", NOW).await.unwrap(); }
+            async move {
+                s.claim(&key(i), "hash", "pay_y", NOW).await.unwrap();
+            }
         })
         .await,
         measure(&store, "idempotency mismatch (422)", runs, |i| {
             let s = store.clone();
-            async move { s.claim(&key(i), "other", "pay_y", NOW).await.unwrap(); }
+            async move {
+                s.claim(&key(i), "other", "pay_y", NOW).await.unwrap();
+            }
         })
         .await,
         measure(&store, "create user (+ email marker)", runs, |i| {
             let s = store.clone();
-            async move { s.create_user(&user(i)).await.unwrap(); }
+            async move {
+                s.create_user(&user(i)).await.unwrap();
+            }
         })
         .await,
         measure(&store, "create user, email taken", runs, |i| {
             let s = store.clone();
-            async move { assert!(s.create_user(&user(i)).await.is_err()); }
+            async move {
+                assert!(s.create_user(&user(i)).await.is_err());
+            }
         })
         .await,
         measure(&store, "find user by email", runs, |i| {
             let s = store.clone();
-            async move { s.find_user_by_email(&user(i).email).await.unwrap().unwrap(); }
+            async move {
+                s.find_user_by_email(&user(i).email).await.unwrap().unwrap();
+            }
         })
         .await,
         measure(&store, "create org + first admin", runs, |i| {
@@ -181,13 +211,20 @@ async fn main() {
                     admin_name: "Admin".into(),
                     admin_password: None,
                 };
-                app::orgs::create_org(&s, &s, &FixedClock(NOW), &RandomIds, new).await.unwrap();
+                app::orgs::create_org(&s, &s, &FixedClock(NOW), &RandomIds, new)
+                    .await
+                    .unwrap();
             }
         })
         .await,
         measure(&store, "authenticate API key", runs, |_| {
             let (s, k) = (store.clone(), api_key.secret.expose().clone());
-            async move { app::orgs::authenticate_api_key(&s, &k).await.unwrap().unwrap(); }
+            async move {
+                app::orgs::authenticate_api_key(&s, &k)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
         })
         .await,
         measure(&store, "add ledger invoice", runs, |i| {
@@ -203,19 +240,30 @@ async fn main() {
                     issue_date: NOW.date(),
                     due_date: NOW.date(),
                 };
-                app::ledger::add_invoice(&s, &FixedClock(NOW), &org, Currency::Usd, &new).await.unwrap();
+                app::ledger::add_invoice(&s, &FixedClock(NOW), &org, Currency::Usd, &new)
+                    .await
+                    .unwrap();
             }
         })
         .await,
         measure(&store, "get ledger invoice", runs, |i| {
             let s = store.clone();
             let org = org.clone();
-            async move { s.get_invoice(&org, &InvoiceNumber::parse(&format!("INV-{i}")).unwrap()).await.unwrap().unwrap(); }
+            async move {
+                s.get_invoice(&org, &InvoiceNumber::parse(&format!("INV-{i}")).unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
         })
         .await,
         measure(&store, "insert payment (pending)", runs, |i| {
             let s = store.clone();
-            async move { s.insert_payment(&payment(i, &format!("INV-{i}"))).await.unwrap(); }
+            async move {
+                s.insert_payment(&payment(i, &format!("INV-{i}")))
+                    .await
+                    .unwrap();
+            }
         })
         .await,
         measure(&store, "settle payment on invoice (txn)", runs, |i| {
@@ -233,7 +281,12 @@ async fn main() {
         measure(&store, "list payments (page of 25)", runs, |_| {
             let s = store.clone();
             let org = org.clone();
-            async move { assert_eq!(s.list_payments(&org, 25, None).await.unwrap().items.len(), 25); }
+            async move {
+                assert_eq!(
+                    s.list_payments(&org, 25, None).await.unwrap().items.len(),
+                    25
+                );
+            }
         })
         .await,
     ];
