@@ -49,7 +49,7 @@ struct Stack(Child);
 
 impl Stack {
     fn start(port: u16, data: &std::path::Path) -> Stack {
-        let child = Command::new(env!("CARGO_BIN_EXE_paybridge-local"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paybridge-local"))
             .env("PORT", port.to_string())
             .env("PAYBRIDGE_DATA_DIR", data)
             .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
@@ -64,6 +64,8 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the local stack did not answer /health within 90 s");
     }
 
