@@ -21,8 +21,7 @@ impl World {
     /// API key: `demo_key()` and `acme_key()`.
     pub async fn new() -> World {
         let store = devtools::test_store().await;
-        let mut services = Services::over(store.clone());
-        services.clock = Arc::new(FixedClock(NOW));
+        let services = runtime::services_over(store.clone(), Arc::new(FixedClock(NOW)));
         let world = World {
             store,
             services: Arc::new(services),

@@ -299,6 +299,9 @@ async fn payments_are_listed_newest_first_in_pages() {
             status: PaymentStatus::Succeeded,
             gateway: "sandbox".into(),
             gateway_ref: None,
+            method: None,
+            failure: None,
+            receipt_email: None,
             created_at: paybridge_tests::NOW,
             updated_at: paybridge_tests::NOW,
         };

@@ -119,7 +119,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         println!("table {} is ready", cli.table);
         return Ok(());
     }
-    let services = Arc::new(Services::over(store));
+    let services = Arc::new(runtime::services_over(
+        store,
+        Arc::new(app::system::SystemClock),
+    ));
     match cli.command {
         Command::CreateOrg {
             slug,

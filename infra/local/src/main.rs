@@ -31,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = Store::new(devtools::local_client(&endpoint).await, &table);
     store.ensure_table().await?;
-    let services = Arc::new(app::Services::over(store));
+    let services = Arc::new(runtime::services_over(
+        store,
+        Arc::new(app::system::SystemClock),
+    ));
     let today = services.clock.now().date();
     let seeded = seed::seed(&services, today).await?;
 

@@ -4,6 +4,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod orgs;
 pub mod passwords;
+pub mod pay_now;
 pub mod payments;
 pub mod ports;
 pub mod services;

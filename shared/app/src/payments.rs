@@ -17,8 +17,24 @@ pub struct Payment {
     pub gateway: String,
     /// The gateway's transaction id, once known.
     pub gateway_ref: Option<String>,
+    /// How it was paid, for receipts (never a full card number).
+    pub method: Option<MethodSummary>,
+    /// Why it failed (a decline code), when it did.
+    pub failure: Option<String>,
+    /// Where the receipt goes, if the payer gave an address.
+    pub receipt_email: Option<domain::Email>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// What a receipt may show of the method: its kind, brand and last four digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodSummary {
+    /// "card" or "bank"
+    pub kind: String,
+    /// "visa", "mastercard", ... or the bank's name
+    pub brand: String,
+    pub last4: String,
 }
 
 /// The org's payments, newest first, at most 100 a page.

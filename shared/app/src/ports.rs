@@ -9,7 +9,8 @@ use domain::{
 use time::OffsetDateTime;
 
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
-use crate::payments::Payment;
+use crate::payments::{MethodSummary, Payment};
+use domain::Money;
 
 /// A store failure that is nobody's fault: the caller may retry later. Business conflicts
 /// (an email taken, an org that exists) are results of their own, not errors of this kind.
@@ -145,8 +146,6 @@ pub enum LedgerWriteError {
     Exists(InvoiceNumber),
     #[error("the invoice changed meanwhile; read it again")]
     Changed,
-    #[error("no such payment in the state expected")]
-    PaymentState,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -170,14 +169,6 @@ pub trait LedgerRepo: Send + Sync {
         org: &OrgSlug,
         customer: &CustomerId,
     ) -> Result<Vec<Invoice>, StoreError>;
-    /// In one transaction: the payment moves from pending to succeeded and the invoice's balance
-    /// drops by its amount (paid when nothing is left), guarded by the version that was read.
-    async fn settle_payment_on_invoice(
-        &self,
-        payment: &Payment,
-        invoice: &LedgerInvoice,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerWriteError>;
 }
 
 /// One page of a listing and the cursor of the next, if any.
@@ -245,4 +236,177 @@ pub trait IdempotencyStore: Send + Sync {
     /// Drops an in-progress claim whose work had no effect outside (bad input found late), so
     /// the client may retry. Never call it once a gateway may have been reached.
     async fn release(&self, key: &IdempotencyKey, request_hash: &str) -> Result<(), StoreError>;
+}
+
+/// An invoice as read for a payment. The ledger also gives the version that guards its balance,
+/// so that the payment and the new balance can be written in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRead {
+    pub invoice: Invoice,
+    pub ledger_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the accounting system is unavailable: {0}")]
+pub struct AccountingError(pub String);
+
+impl From<StoreError> for AccountingError {
+    fn from(e: StoreError) -> Self {
+        AccountingError(e.0)
+    }
+}
+
+/// Where invoices and their balances come from: the built-in ledger, later Xero or ConnectWise
+/// (remote, slow, rate-limited: callers read once per payment and never trust a cached balance).
+#[async_trait]
+pub trait Accounting: Send + Sync {
+    async fn read_invoice(
+        &self,
+        org: &OrgSlug,
+        number: &InvoiceNumber,
+    ) -> Result<Option<InvoiceRead>, AccountingError>;
+}
+
+/// What pays: a single-use token from the gateway's browser tokenization.
+#[derive(Debug, Clone)]
+pub enum ChargeSource {
+    Token(Secret<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    pub org: OrgSlug,
+    /// Our idempotency reference (the payment id): the same reference never charges twice, and
+    /// a charge can be looked up by it after a timeout.
+    pub reference: String,
+    pub amount: Money,
+    pub source: ChargeSource,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineReason {
+    Generic,
+    InsufficientFunds,
+    Stolen,
+    Expired,
+    /// The token is unknown, used already, or for another org.
+    InvalidToken,
+}
+
+impl DeclineReason {
+    pub const fn code(self) -> &'static str {
+        match self {
+            DeclineReason::Generic => "card_declined",
+            DeclineReason::InsufficientFunds => "insufficient_funds",
+            DeclineReason::Stolen => "stolen_card",
+            DeclineReason::Expired => "expired_card",
+            DeclineReason::InvalidToken => "invalid_token",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        use DeclineReason::*;
+        [Generic, InsufficientFunds, Stolen, Expired, InvalidToken]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
+    /// What the payer reads: no more detail than helps them (a stolen card is "declined").
+    pub const fn message(self) -> &'static str {
+        match self {
+            DeclineReason::Generic | DeclineReason::Stolen => {
+                "The card was declined. Try another card or contact your bank."
+            }
+            DeclineReason::InsufficientFunds => "The card has insufficient funds.",
+            DeclineReason::Expired => "The card has expired.",
+            DeclineReason::InvalidToken => {
+                "The card details expired or were used already. Enter them again."
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Taken. A bank debit is approved but `settling`: it settles or is returned later.
+    Approved {
+        gateway_ref: String,
+        settling: bool,
+        method: MethodSummary,
+    },
+    Declined {
+        gateway_ref: Option<String>,
+        reason: DeclineReason,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No answer: the charge may or may not have happened. Look it up by reference before
+    /// anything is retried.
+    #[error("the gateway did not answer: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    /// The name stored on payments ("sandbox", "stripe", "authorize-net").
+    fn name(&self) -> &'static str;
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError>;
+    /// The outcome of an earlier charge with this reference, if the gateway has one.
+    async fn find_charge(
+        &self,
+        org: &OrgSlug,
+        reference: &str,
+    ) -> Result<Option<ChargeOutcome>, GatewayError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    #[error("another payment of this invoice is in progress")]
+    InvoiceBusy,
+    #[error("the payment exists already")]
+    Exists,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FinishError {
+    /// The ledger invoice changed between the read and the write (guarded by its version).
+    #[error("the invoice changed meanwhile")]
+    InvoiceChanged,
+    /// The payment was finished already (a retry or a racing request).
+    #[error("the payment is not pending")]
+    NotPending,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The writes around a gateway call, each one transaction.
+#[async_trait]
+pub trait PaymentAttempts: Send + Sync {
+    /// Before the gateway is called: the pending payment (our reference) and a short lock on the
+    /// invoice, so that two payments of one balance cannot be in flight at once.
+    async fn begin_attempt(
+        &self,
+        payment: &Payment,
+        lock_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), AttemptError>;
+    /// The gateway took it: the payment moves on (succeeded, or stays pending while a bank debit
+    /// settles), a ledger invoice's balance drops by the amount, the lock goes.
+    async fn finish_approved(
+        &self,
+        payment: &Payment,
+        ledger: Option<&InvoiceRead>,
+        now: OffsetDateTime,
+    ) -> Result<(), FinishError>;
+    /// The gateway refused it: the payment failed with the reason, the lock goes, the balance stays.
+    async fn finish_declined(
+        &self,
+        payment: &Payment,
+        now: OffsetDateTime,
+    ) -> Result<(), FinishError>;
 }

@@ -14,13 +14,17 @@ pub struct Services {
     pub ledger: Arc<dyn LedgerRepo>,
     pub payments: Arc<dyn PaymentRepo>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub accounting: Arc<dyn Accounting>,
+    pub attempts: Arc<dyn PaymentAttempts>,
+    pub gateway: Arc<dyn Gateway>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
 
 impl Services {
-    /// All repositories from one store adapter, with the system clock and OS randomness.
-    pub fn over<S>(store: S) -> Self
+    /// All repositories from one store adapter (the ledger is the accounting system), the given
+    /// gateway, the system clock and OS randomness.
+    pub fn over<S>(store: S, gateway: Arc<dyn Gateway>) -> Self
     where
         S: OrgRepo
             + UserRepo
@@ -29,6 +33,8 @@ impl Services {
             + LedgerRepo
             + PaymentRepo
             + IdempotencyStore
+            + Accounting
+            + PaymentAttempts
             + Clone
             + 'static,
     {
@@ -39,7 +45,10 @@ impl Services {
             api_keys: Arc::new(store.clone()),
             ledger: Arc::new(store.clone()),
             payments: Arc::new(store.clone()),
-            idempotency: Arc::new(store),
+            idempotency: Arc::new(store.clone()),
+            accounting: Arc::new(store.clone()),
+            attempts: Arc::new(store),
+            gateway,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
         }

@@ -168,7 +168,21 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
 
 /// The app's ports over the configured store, for a function's router.
 pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
-    std::sync::Arc::new(app::Services::over(store(config).await))
+    std::sync::Arc::new(services_over(
+        store(config).await,
+        std::sync::Arc::new(app::system::SystemClock),
+    ))
+}
+
+/// The app's ports over a store: the ledger as accounting system and the sandbox gateway (the
+/// default of every org until it configures a real one), all on `clock`.
+pub fn services_over(store: Store, clock: std::sync::Arc<dyn app::ports::Clock>) -> app::Services {
+    let ids: std::sync::Arc<dyn app::ports::Ids> = std::sync::Arc::new(app::system::RandomIds);
+    let gateway = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
+    let mut services = app::Services::over(store, std::sync::Arc::new(gateway));
+    services.clock = clock;
+    services.ids = ids;
+    services
 }
 
 /// Starts a function: config, logs, ports, then serve the router that `build` makes.

@@ -1,21 +1,21 @@
 //! The built-in ledger's invoices: `ORG#o / INV#number`, and by customer in GSI1.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
-use domain::{CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentStatus};
+use aws_sdk_dynamodb::types::Update;
+use domain::{CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug};
 use time::OffsetDateTime;
 
-use app::payments::Payment;
-use app::ports::{LedgerInvoice, LedgerRepo, LedgerWriteError, StoreError};
+use app::ports::{
+    Accounting, AccountingError, InvoiceRead, LedgerInvoice, LedgerRepo, LedgerWriteError,
+    StoreError,
+};
 
 use crate::Store;
 use crate::directory::org_pk;
-use crate::error::condition_failed;
 use crate::item::{Attrs, Item, date, key, n, s, time};
-use crate::payments::move_payment_update;
 use crate::table::{GSI1, GSI1_PK, GSI1_SK};
 
-fn invoice_sk(number: &InvoiceNumber) -> String {
+pub(crate) fn invoice_sk(number: &InvoiceNumber) -> String {
     format!("INV#{number}")
 }
 
@@ -111,60 +111,58 @@ impl LedgerRepo for Store {
         invoices.reverse();
         Ok(invoices)
     }
+}
 
-    async fn settle_payment_on_invoice(
+/// The ledger as the accounting system: the invoice with the version that guards its balance.
+#[async_trait]
+impl Accounting for Store {
+    async fn read_invoice(
         &self,
-        payment: &Payment,
-        read: &LedgerInvoice,
-        now: OffsetDateTime,
-    ) -> Result<(), LedgerWriteError> {
-        let due = read
-            .invoice
-            .amount_due
-            .checked_sub(payment.amount)
-            .map_err(|_| LedgerWriteError::Changed)?;
-        let status = if due.is_zero() {
-            InvoiceStatus::Paid
-        } else {
-            InvoiceStatus::Open
-        };
-        let invoice_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                org_pk(&payment.org),
-                invoice_sk(&read.invoice.number),
-            )))
-            .update_expression(
-                "SET amount_due = :due, #status = :status, version = :next, updated_at = :now",
-            )
-            .condition_expression("version = :version AND #status = :open")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":due", n(due.minor()))
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":open", s(InvoiceStatus::Open.as_str()))
-            .expression_attribute_values(":version", n(read.version))
-            .expression_attribute_values(":next", n(read.version + 1))
-            .expression_attribute_values(":now", time(now))
-            .build()
-            .expect("update has its fields");
-        let items = vec![
-            TransactWriteItem::builder()
-                .update(move_payment_update(
-                    &self.table,
-                    &payment.org,
-                    &payment.id,
-                    PaymentStatus::Pending,
-                    PaymentStatus::Succeeded,
-                    now,
-                ))
-                .build(),
-            TransactWriteItem::builder().update(invoice_update).build(),
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(Ok(codes)) if condition_failed(&codes, 0) => Err(LedgerWriteError::PaymentState),
-            Err(Ok(_)) => Err(LedgerWriteError::Changed),
-            Err(Err(e)) => Err(e.into()),
-        }
+        org: &OrgSlug,
+        number: &InvoiceNumber,
+    ) -> Result<Option<InvoiceRead>, AccountingError> {
+        Ok(self.get_invoice(org, number).await?.map(|l| InvoiceRead {
+            invoice: l.invoice,
+            ledger_version: Some(l.version),
+        }))
     }
+}
+
+/// The update that takes a payment off a ledger invoice's balance, guarded by the version read.
+pub(crate) fn pay_down_update(
+    table: &str,
+    org: &OrgSlug,
+    read: &InvoiceRead,
+    amount: Money,
+    now: OffsetDateTime,
+) -> Result<Update, StoreError> {
+    let version = read
+        .ledger_version
+        .ok_or_else(|| StoreError("not a ledger invoice".into()))?;
+    let due = read
+        .invoice
+        .amount_due
+        .checked_sub(amount)
+        .map_err(|_| StoreError("the payment is more than the balance".into()))?;
+    let status = if due.is_zero() {
+        InvoiceStatus::Paid
+    } else {
+        InvoiceStatus::Open
+    };
+    Ok(Update::builder()
+        .table_name(table)
+        .set_key(Some(key(org_pk(org), invoice_sk(&read.invoice.number))))
+        .update_expression(
+            "SET amount_due = :due, #status = :status, version = :next, updated_at = :now",
+        )
+        .condition_expression("version = :version AND #status = :open")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":due", n(due.minor()))
+        .expression_attribute_values(":status", s(status.as_str()))
+        .expression_attribute_values(":open", s(InvoiceStatus::Open.as_str()))
+        .expression_attribute_values(":version", n(version))
+        .expression_attribute_values(":next", n(version + 1))
+        .expression_attribute_values(":now", time(now))
+        .build()
+        .expect("update has its fields"))
 }

@@ -1,16 +1,21 @@
 //! Payments: `ORG#o / PAY#id`, newest first by their time-ordered ids.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
-use domain::{InvoiceNumber, Money, OrgSlug, PaymentId, PaymentStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+};
+use domain::{Email, InvoiceNumber, Money, OrgSlug, PaymentId, PaymentStatus};
 use time::OffsetDateTime;
 
-use app::payments::Payment;
-use app::ports::{Page, PaymentRepo, PaymentWriteError, StoreError};
+use app::payments::{MethodSummary, Payment};
+use app::ports::{
+    AttemptError, FinishError, InvoiceRead, Page, PaymentAttempts, PaymentRepo, PaymentWriteError,
+    StoreError,
+};
 
 use crate::Store;
 use crate::directory::org_pk;
-use crate::error::sdk_error;
+use crate::error::{condition_failed, sdk_error};
 use crate::item::{Attrs, Item, key, n, s, time};
 use crate::meter::Kind;
 use crate::table::{GSI1_PK, GSI1_SK, PK, SK};
@@ -62,6 +67,20 @@ fn read_payment(attrs: &Attrs) -> Result<Payment, StoreError> {
         status: i.parsed("status", |st| PaymentStatus::parse(st).ok_or(()))?,
         gateway: i.s("gateway")?.to_owned(),
         gateway_ref: i.opt_s("gateway_ref").map(str::to_owned),
+        method: match (
+            i.opt_s("method_kind"),
+            i.opt_s("method_brand"),
+            i.opt_s("method_last4"),
+        ) {
+            (Some(kind), Some(brand), Some(last4)) => Some(MethodSummary {
+                kind: kind.to_owned(),
+                brand: brand.to_owned(),
+                last4: last4.to_owned(),
+            }),
+            _ => None,
+        },
+        failure: i.opt_s("failure").map(str::to_owned),
+        receipt_email: i.opt_s("receipt_email").and_then(|e| Email::parse(e).ok()),
         created_at: i.time("created_at")?,
         updated_at: i.time("updated_at")?,
     })
@@ -169,5 +188,176 @@ impl PaymentRepo for Store {
             Err(Ok(_)) => Err(PaymentWriteError::State),
             Err(Err(e)) => Err(e.into()),
         }
+    }
+}
+
+fn lock_key(org: &OrgSlug, invoice: &InvoiceNumber) -> crate::item::Attrs {
+    key(org_pk(org), format!("PAYLOCK#{invoice}"))
+}
+
+/// Removes the invoice lock, but only the one this payment holds.
+fn release_lock(table: &str, p: &Payment) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .delete(
+            Delete::builder()
+                .table_name(table)
+                .set_key(Some(lock_key(&p.org, &p.invoice_number)))
+                .condition_expression("attribute_not_exists(pk) OR payment_id = :pid")
+                .expression_attribute_values(":pid", s(p.id.as_str()))
+                .build()
+                .expect("delete has its fields"),
+        )
+        .build()
+}
+
+/// Records the attempt's outcome on the payment, once: only while its attempt is open.
+fn close_attempt(table: &str, p: &Payment, now: OffsetDateTime) -> TransactWriteItem {
+    let mut sets = vec!["#status = :status", "updated_at = :now"];
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(org_pk(&p.org), payment_sk(&p.id))))
+        .condition_expression("attribute_exists(attempt_open)")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":status", s(p.status.as_str()))
+        .expression_attribute_values(":now", time(now));
+    let optional = [
+        ("gateway_ref", p.gateway_ref.clone()),
+        ("failure", p.failure.clone()),
+        ("method_kind", p.method.as_ref().map(|m| m.kind.clone())),
+        ("method_brand", p.method.as_ref().map(|m| m.brand.clone())),
+        ("method_last4", p.method.as_ref().map(|m| m.last4.clone())),
+    ];
+    let mut clauses = Vec::new();
+    for (name, value) in optional {
+        if let Some(value) = value {
+            clauses.push(format!("{name} = :{name}"));
+            update = update.expression_attribute_values(format!(":{name}"), s(value));
+        }
+    }
+    sets.extend(clauses.iter().map(String::as_str));
+    let update = update
+        .update_expression(format!("SET {} REMOVE attempt_open", sets.join(", ")))
+        .build()
+        .expect("update has its fields");
+    TransactWriteItem::builder().update(update).build()
+}
+
+fn finish_result(result: Result<(), Result<Vec<String>, StoreError>>) -> Result<(), FinishError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(Ok(codes)) if condition_failed(&codes, 0) => Err(FinishError::NotPending),
+        Err(Ok(codes)) => Err(StoreError(format!("finish cancelled: {codes:?}")).into()),
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+impl Store {
+    /// Writes an attempt's outcome and releases the invoice lock in one transaction. If the lock
+    /// expired and another attempt holds it now, the outcome is written without touching it.
+    async fn finish(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+        payment: &Payment,
+    ) -> Result<(), Result<Vec<String>, StoreError>> {
+        let lock_index = items.len();
+        items.push(release_lock(&self.table, payment));
+        match self.transact(items.clone()).await {
+            Err(Ok(codes))
+                if condition_failed(&codes, lock_index)
+                    && !(0..lock_index).any(|i| condition_failed(&codes, i)) =>
+            {
+                items.pop();
+                self.transact(items).await
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentAttempts for Store {
+    async fn begin_attempt(
+        &self,
+        payment: &Payment,
+        lock_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), AttemptError> {
+        let mut item = payment_item(payment);
+        item.insert("attempt_open".into(), AttributeValue::Bool(true));
+        let mut lock = lock_key(&payment.org, &payment.invoice_number);
+        lock.extend([
+            ("type".into(), s("invoice_lock")),
+            ("payment_id".into(), s(payment.id.as_str())),
+            ("until".into(), n(lock_until.unix_timestamp())),
+            (
+                crate::table::TTL.into(),
+                n(lock_until.unix_timestamp() + 3600),
+            ),
+        ]);
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("put has its fields"),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(lock))
+                        // An expired lock belongs to an attempt that died: it no longer holds.
+                        .condition_expression("attribute_not_exists(pk) OR #until < :now")
+                        .expression_attribute_names("#until", "until")
+                        .expression_attribute_values(":now", n(now.unix_timestamp()))
+                        .build()
+                        .expect("put has its fields"),
+                )
+                .build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(Ok(codes)) if condition_failed(&codes, 0) => Err(AttemptError::Exists),
+            Err(Ok(_)) => Err(AttemptError::InvoiceBusy),
+            Err(Err(e)) => Err(e.into()),
+        }
+    }
+
+    async fn finish_approved(
+        &self,
+        payment: &Payment,
+        ledger: Option<&InvoiceRead>,
+        now: OffsetDateTime,
+    ) -> Result<(), FinishError> {
+        let mut items = vec![close_attempt(&self.table, payment, now)];
+        if let Some(read) = ledger {
+            let update = crate::ledger::pay_down_update(
+                &self.table,
+                &payment.org,
+                read,
+                payment.amount,
+                now,
+            )?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match self.finish(items, payment).await {
+            Err(Ok(codes)) if ledger.is_some() && condition_failed(&codes, 1) => {
+                Err(FinishError::InvoiceChanged)
+            }
+            other => finish_result(other),
+        }
+    }
+
+    async fn finish_declined(
+        &self,
+        payment: &Payment,
+        now: OffsetDateTime,
+    ) -> Result<(), FinishError> {
+        let items = vec![close_attempt(&self.table, payment, now)];
+        finish_result(self.finish(items, payment).await)
     }
 }

@@ -314,6 +314,9 @@ fn payment(id: &str, invoice: &str, minor: u64) -> Payment {
         status: PaymentStatus::Pending,
         gateway: "sandbox".into(),
         gateway_ref: Some(format!("ch_{id}")),
+        method: None,
+        failure: None,
+        receipt_email: None,
         created_at: NOW,
         updated_at: NOW,
     }
@@ -392,7 +395,7 @@ async fn payments_list_newest_first_in_pages_and_move_only_forward() {
 }
 
 #[tokio::test]
-async fn settling_a_payment_changes_payment_and_invoice_together_or_not_at_all() {
+async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_not_at_all() {
     let store = test_store().await;
     let clock = FixedClock(NOW);
     let org = slug("demo");
@@ -406,51 +409,46 @@ async fn settling_a_payment_changes_payment_and_invoice_together_or_not_at_all()
     )
     .await
     .unwrap();
-    let read = store.get_invoice(&org, &number).await.unwrap().unwrap();
+    let read = store.read_invoice(&org, &number).await.unwrap().unwrap();
+    let lock_until = NOW + Duration::minutes(2);
 
-    let part = payment("01JD8X3Q9M6V4W2K7T5R1N0P11", "INV-7", 4000);
-    store.insert_payment(&part).await.unwrap();
+    let mut part = payment("01JD8X3Q9M6V4W2K7T5R1N0P11", "INV-7", 4000);
+    part.gateway_ref = None;
+    store.begin_attempt(&part, lock_until, NOW).await.unwrap();
+    // While it is in flight, no other payment of the invoice may start.
+    let other = payment("01JD8X3Q9M6V4W2K7T5R1N0P12", "INV-7", 6000);
+    assert_eq!(
+        store.begin_attempt(&other, lock_until, NOW).await,
+        Err(AttemptError::InvoiceBusy)
+    );
+    assert_eq!(
+        store.get_payment(&org, &other.id).await.unwrap(),
+        None,
+        "nothing half-written"
+    );
+
+    part.status = PaymentStatus::Succeeded;
+    part.gateway_ref = Some("ch_1".into());
     store
-        .settle_payment_on_invoice(&part, &read, NOW)
+        .finish_approved(&part, Some(&read), NOW)
         .await
         .unwrap();
-    let after = store.get_invoice(&org, &number).await.unwrap().unwrap();
+    let after = store.read_invoice(&org, &number).await.unwrap().unwrap();
     assert_eq!(after.invoice.amount_due.amount_string(), "60.00");
     assert_eq!(after.invoice.status, InvoiceStatus::Open);
+    let stored = store.get_payment(&org, &part.id).await.unwrap().unwrap();
     assert_eq!(
-        store
-            .get_payment(&org, &part.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        PaymentStatus::Succeeded
+        (stored.status, stored.gateway_ref.as_deref()),
+        (PaymentStatus::Succeeded, Some("ch_1"))
     );
-    // Settling the same payment twice is refused by the payment's own state.
+    // Finishing twice is refused by the payment's own state, and the balance drops once.
     assert_eq!(
-        store.settle_payment_on_invoice(&part, &after, NOW).await,
-        Err(LedgerWriteError::PaymentState)
-    );
-
-    // A second payment computed from the stale read is refused, and stays pending.
-    let stale = payment("01JD8X3Q9M6V4W2K7T5R1N0P12", "INV-7", 6000);
-    store.insert_payment(&stale).await.unwrap();
-    assert_eq!(
-        store.settle_payment_on_invoice(&stale, &read, NOW).await,
-        Err(LedgerWriteError::Changed)
+        store.finish_approved(&part, Some(&after), NOW).await,
+        Err(FinishError::NotPending)
     );
     assert_eq!(
         store
-            .get_payment(&org, &stale.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        PaymentStatus::Pending
-    );
-    assert_eq!(
-        store
-            .get_invoice(&org, &number)
+            .read_invoice(&org, &number)
             .await
             .unwrap()
             .unwrap()
@@ -460,14 +458,112 @@ async fn settling_a_payment_changes_payment_and_invoice_together_or_not_at_all()
         "60.00"
     );
 
+    // The lock went with the outcome. A payment computed from the stale read is refused as a
+    // whole: it stays pending with its attempt open, the balance stays.
+    let mut rest = other.clone();
+    store.begin_attempt(&rest, lock_until, NOW).await.unwrap();
+    rest.status = PaymentStatus::Succeeded;
+    assert_eq!(
+        store.finish_approved(&rest, Some(&read), NOW).await,
+        Err(FinishError::InvoiceChanged)
+    );
+    assert_eq!(
+        store
+            .get_payment(&org, &rest.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PaymentStatus::Pending
+    );
+    assert_eq!(
+        store
+            .read_invoice(&org, &number)
+            .await
+            .unwrap()
+            .unwrap()
+            .invoice
+            .amount_due
+            .amount_string(),
+        "60.00"
+    );
     // From a fresh read it pays the rest, and the invoice is paid.
     store
-        .settle_payment_on_invoice(&stale, &after, NOW)
+        .finish_approved(&rest, Some(&after), NOW)
         .await
         .unwrap();
-    let paid = store.get_invoice(&org, &number).await.unwrap().unwrap();
+    let paid = store.read_invoice(&org, &number).await.unwrap().unwrap();
     assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
     assert!(paid.invoice.amount_due.is_zero());
+}
+
+#[tokio::test]
+async fn a_declined_attempt_keeps_the_balance_and_an_expired_lock_does_not_block() {
+    let store = test_store().await;
+    let org = slug("demo");
+    let number = InvoiceNumber::parse("INV-8").unwrap();
+    app::ledger::add_invoice(
+        &store,
+        &FixedClock(NOW),
+        &org,
+        Currency::Usd,
+        &invoice("INV-8", "c-1", "50.00", NOW.date()),
+    )
+    .await
+    .unwrap();
+    let mut declined = payment("01JD8X3Q9M6V4W2K7T5R1N0P21", "INV-8", 5000);
+    store
+        .begin_attempt(&declined, NOW + Duration::minutes(2), NOW)
+        .await
+        .unwrap();
+    declined.status = PaymentStatus::Failed;
+    declined.failure = Some("insufficient_funds".into());
+    store.finish_declined(&declined, NOW).await.unwrap();
+    let stored = store
+        .get_payment(&org, &declined.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status, stored.failure.as_deref()),
+        (PaymentStatus::Failed, Some("insufficient_funds"))
+    );
+    assert_eq!(
+        store
+            .read_invoice(&org, &number)
+            .await
+            .unwrap()
+            .unwrap()
+            .invoice
+            .amount_due
+            .amount_string(),
+        "50.00"
+    );
+
+    // An attempt that died holds its lock only until it expires.
+    let abandoned = payment("01JD8X3Q9M6V4W2K7T5R1N0P22", "INV-8", 5000);
+    store
+        .begin_attempt(&abandoned, NOW + Duration::minutes(2), NOW)
+        .await
+        .unwrap();
+    let next = payment("01JD8X3Q9M6V4W2K7T5R1N0P23", "INV-8", 5000);
+    let later = NOW + Duration::minutes(3);
+    store
+        .begin_attempt(&next, later + Duration::minutes(2), later)
+        .await
+        .unwrap();
+    // The abandoned attempt, finishing late, still records its outcome without taking the new lock.
+    let mut late = abandoned.clone();
+    late.status = PaymentStatus::Failed;
+    late.failure = Some("card_declined".into());
+    store.finish_declined(&late, later).await.unwrap();
+    let third = payment("01JD8X3Q9M6V4W2K7T5R1N0P24", "INV-8", 5000);
+    assert_eq!(
+        store
+            .begin_attempt(&third, later + Duration::minutes(2), later)
+            .await,
+        Err(AttemptError::InvoiceBusy)
+    );
 }
 
 fn response(body: &str) -> StoredResponse {

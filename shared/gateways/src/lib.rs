@@ -1,0 +1,5 @@
+//! Payment gateways behind the app's `Gateway` port.
+
+pub mod sandbox;
+
+pub use sandbox::SandboxGateway;
