@@ -76,3 +76,109 @@ impl World {
         Self::key("acme")
     }
 }
+
+impl World {
+    /// The sandbox gateway over this world's table, on the world's clock.
+    pub fn sandbox(&self) -> gateways::SandboxGateway {
+        gateways::SandboxGateway::new(
+            self.store.clone(),
+            self.services.clock.clone(),
+            self.services.ids.clone(),
+        )
+    }
+
+    /// A single-use sandbox token for a test card, as the browser would get it.
+    pub async fn card_token(&self, number: &str) -> String {
+        let request = gateways::sandbox::TokenRequest::Card {
+            card_number: number.into(),
+            exp_month: 12,
+            exp_year: 2030,
+            cvc: if number.len() == 15 { "1234" } else { "123" }.into(),
+        };
+        self.sandbox()
+            .tokenize(request)
+            .await
+            .unwrap()
+            .expose()
+            .clone()
+    }
+
+    /// Adds a ledger invoice to an org (its currency).
+    pub async fn add_invoice(&self, org: &str, number: &str, total: &str) {
+        let s = &self.services;
+        let slug = OrgSlug::parse(org).unwrap();
+        let currency = s
+            .orgs
+            .get_org(&slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings
+            .default_currency;
+        let new = app::ledger::NewInvoice {
+            invoice_number: number.into(),
+            customer_id: "cust-1".into(),
+            customer_name: "Harbor Dental".into(),
+            total: total.into(),
+            currency: None,
+            issue_date: NOW.date(),
+            due_date: NOW.date() + time::Duration::days(30),
+        };
+        app::ledger::add_invoice(s.ledger.as_ref(), s.clock.as_ref(), &slug, currency, &new)
+            .await
+            .unwrap();
+    }
+
+    /// The balance of a ledger invoice now, as a decimal string.
+    pub async fn balance(&self, org: &str, number: &str) -> String {
+        let read = self
+            .services
+            .ledger
+            .get_invoice(
+                &OrgSlug::parse(org).unwrap(),
+                &domain::InvoiceNumber::parse(number).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        read.invoice.amount_due.amount_string()
+    }
+}
+
+/// Calls a router as an HTTP client would; answers status, headers and the body as JSON
+/// (a string value when it is not JSON).
+pub async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(json) => {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+            axum::body::Body::from(json.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (parts.status, parts.headers, json)
+}

@@ -1,11 +1,9 @@
 //! The admin API as an org's automation uses it: through the router, over DynamoDB Local.
 
-use axum::{Router, body::Body};
-use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::Router;
+use http::{HeaderMap, StatusCode};
 use paybridge_tests::World;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 async fn call(
     router: &Router,
@@ -14,31 +12,9 @@ async fn call(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, HeaderMap, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(key) = key {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
-    }
-    let body = match body {
-        Some(json) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (parts.status, parts.headers, json)
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    paybridge_tests::call(router, method, path, &headers, body).await
 }
 
 fn invoice(number: &str, total: &str) -> Value {

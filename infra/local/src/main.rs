@@ -30,6 +30,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let store = Store::new(devtools::local_client(&endpoint).await, &table);
+    let sandbox = Arc::new(gateways::SandboxGateway::new(
+        store.clone(),
+        Arc::new(app::system::SystemClock),
+        Arc::new(app::system::RandomIds),
+    ));
     store.ensure_table().await?;
     let services = Arc::new(runtime::services_over(
         store,
@@ -61,9 +66,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  try            curl -H 'Authorization: Bearer {}' {base}/api/orgs/demo/invoices/{}",
         seeded.api_keys[0].1, seeded.demo_invoice
     );
+    println!(
+        "  pay (API)      POST {base}/api/pay/demo/{} with a token from POST {base}/sandbox/tokens",
+        seeded.demo_invoice
+    );
+    println!("  sandbox        {base}/sandbox/charges (test card 4242 4242 4242 4242)");
     println!("Stop with Ctrl-C; data is kept for the next start.");
 
-    axum::serve(listener, web::all_functions(services))
+    let router = web::all_functions(services).merge(web::sandbox::router(sandbox));
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

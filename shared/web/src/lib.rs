@@ -3,8 +3,11 @@
 
 pub mod admin;
 mod auth;
+pub mod idempotent;
 pub mod layers;
+pub mod pay_now;
 pub mod problem;
+pub mod sandbox;
 pub mod views;
 
 use std::sync::Arc;
@@ -45,6 +48,7 @@ impl utoipa::Modify for ApiKeyScheme {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(admin::routes().split_for_parts().1);
+    doc.merge(pay_now::routes().split_for_parts().1);
     doc
 }
 
@@ -63,5 +67,6 @@ pub fn base_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// function its own Lambda instead).
 pub fn all_functions(state: AppState) -> Router {
     let (admin, _) = admin::routes().split_for_parts();
-    layers::common(base_routes().merge(admin)).with_state(state)
+    let (pay_now, _) = pay_now::routes().split_for_parts();
+    layers::common(base_routes().merge(admin).merge(pay_now)).with_state(state)
 }

@@ -19,6 +19,10 @@ pub struct Problem {
     pub detail: String,
     /// Stable, machine-readable: clients branch on this, never on the text.
     pub code: String,
+    /// Extension members of this kind of problem (e.g. `decline_code`, `payment_id`).
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -29,7 +33,14 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code: code.to_owned(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {

@@ -1,0 +1,268 @@
+//! The `pay-now` function: guests pay an invoice from a link, always for the balance the
+//! accounting system reports (or less, where the org allows partial payments).
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use domain::{Email, InvoiceNumber, OrgSlug, PaymentId, Secret, token_hash};
+use serde::{Deserialize, Serialize};
+use time::Date;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use app::pay_now::{PayCommand, PayError};
+use app::ports::ChargeSource;
+
+use crate::idempotent::{Finished, idempotent};
+use crate::views::{MoneyView, PaymentView};
+use crate::{ApiJson, AppState, Problem};
+
+/// What a guest sees before paying.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceSummary {
+    pub org_name: String,
+    pub invoice_number: String,
+    pub customer_name: String,
+    pub amount_due: MoneyView,
+    /// open, paid, void or draft
+    pub status: String,
+    #[schema(value_type = String, format = Date)]
+    pub due_date: Date,
+    /// Whether an amount below the balance may be paid.
+    pub allow_partial: bool,
+}
+
+/// The same answer for an unknown org and an unknown invoice: nobody learns which exists.
+fn no_such_invoice() -> Problem {
+    Problem::not_found("no such invoice")
+}
+
+fn parse_target(org: &str, invoice: &str) -> Result<(OrgSlug, InvoiceNumber), Problem> {
+    match (OrgSlug::parse(org), InvoiceNumber::parse(invoice)) {
+        (Ok(org), Ok(invoice)) => Ok((org, invoice)),
+        _ => Err(no_such_invoice()),
+    }
+}
+
+/// The invoice's balance now, as the accounting system reports it.
+#[utoipa::path(
+    get,
+    path = "/api/pay/{org}/{invoice}",
+    tag = "pay-now",
+    params(("org" = String, Path), ("invoice" = String, Path)),
+    responses(
+        (status = 200, description = "the invoice", body = InvoiceSummary),
+        (status = 404, description = "no such org or invoice", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn summary(
+    State(state): State<AppState>,
+    Path((org, invoice)): Path<(String, String)>,
+) -> Result<Json<InvoiceSummary>, Problem> {
+    let (org, number) = parse_target(&org, &invoice)?;
+    let org = state
+        .orgs
+        .get_org(&org)
+        .await?
+        .ok_or_else(no_such_invoice)?;
+    let read = state
+        .accounting
+        .read_invoice(&org.slug, &number)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?
+        .ok_or_else(no_such_invoice)?;
+    let invoice = read.invoice;
+    let status = if invoice.status == domain::InvoiceStatus::Open && invoice.amount_due.is_zero() {
+        domain::InvoiceStatus::Paid
+    } else {
+        invoice.status
+    };
+    Ok(Json(InvoiceSummary {
+        org_name: org.name,
+        invoice_number: invoice.number.to_string(),
+        customer_name: invoice.customer_name,
+        amount_due: invoice.amount_due.into(),
+        status: status.as_str().to_owned(),
+        due_date: invoice.due_date,
+        allow_partial: org.settings.allow_partial,
+    }))
+}
+
+/// A payment of the invoice.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayBody {
+    /// A single-use token from the gateway's browser tokenization.
+    pub token: String,
+    /// Less than the balance, where the org allows it (a decimal string in the invoice's
+    /// currency). The balance is always re-read; this can only lower the charge.
+    #[schema(example = "50.00")]
+    pub amount: Option<String>,
+    /// Where to send the receipt.
+    pub email: Option<String>,
+}
+
+fn pay_problem(e: &PayError) -> Problem {
+    let conflict = StatusCode::CONFLICT;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    match e {
+        PayError::NotFound => no_such_invoice(),
+        PayError::NotPayable(status) => Problem::new(
+            conflict,
+            "invoice_not_payable",
+            "The invoice cannot be paid",
+            format!("the invoice is {}", status.as_str()),
+        )
+        .with("invoice_status", status.as_str()),
+        PayError::InvalidAmount(m) => Problem::invalid(format!("amount: {m}")),
+        PayError::ZeroAmount => Problem::invalid(e.to_string()),
+        PayError::AmountAboveBalance(balance) => Problem::new(
+            unprocessable,
+            "amount_above_balance",
+            "The amount is more than the balance",
+            format!("the balance is {balance}; nothing was charged"),
+        )
+        .with("amount_due", balance.amount_string()),
+        PayError::PartialNotAllowed(balance) => Problem::new(
+            unprocessable,
+            "partial_not_allowed",
+            "Partial payments are not accepted",
+            format!("pay the whole balance of {balance}"),
+        ),
+        PayError::InvoiceBusy => Problem::new(
+            conflict,
+            "payment_in_progress",
+            "Another payment of this invoice is in progress",
+            "wait a moment and look at the invoice again",
+        ),
+        PayError::Declined(payment, reason) => Problem::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_declined",
+            "The payment was declined",
+            reason.message(),
+        )
+        .with("decline_code", reason.code())
+        .with("payment_id", payment.id.to_string()),
+        PayError::Unresolved(payment) => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "payment_unresolved",
+            "The payment's outcome is not known yet",
+            "retry with the same Idempotency-Key in a minute: it will not charge twice",
+        )
+        .with("payment_id", payment.id.to_string()),
+        PayError::Accounting(cause) => Problem::unavailable(cause),
+        PayError::Store(cause) => Problem::unavailable(cause),
+    }
+}
+
+/// Pays the invoice. `Idempotency-Key` is required: the same key and body give one charge and
+/// the same response; the same key with another body gives 422.
+#[utoipa::path(
+    post,
+    path = "/api/pay/{org}/{invoice}",
+    tag = "pay-now",
+    params(
+        ("org" = String, Path),
+        ("invoice" = String, Path),
+        ("Idempotency-Key" = String, Header, description = "a fresh random key per payment; the same key on retries"),
+    ),
+    request_body = PayBody,
+    responses(
+        (status = 201, description = "paid (or, for a bank debit, approved and settling)", body = PaymentView),
+        (status = 402, description = "declined; recorded as a failed payment", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such org or invoice", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "paid or void, or another payment in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "amount above the balance, or key reused", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn pay(
+    State(state): State<AppState>,
+    Path((org, invoice)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PayBody>,
+) -> Response {
+    let (org, number) = match parse_target(&org, &invoice) {
+        Ok(target) => target,
+        Err(p) => return p.into_response(),
+    };
+    let email = match body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        None => None,
+        Some(raw) => match Email::parse(raw) {
+            Ok(email) => Some(email),
+            Err(e) => return Problem::invalid(e.to_string()).into_response(),
+        },
+    };
+    let token_fingerprint = token_hash(&body.token);
+    let amount = body.amount.clone().unwrap_or_default();
+    let email_text = email.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    let (org_text, number_text) = (org.to_string(), number.to_string());
+    let parts = [
+        org_text.as_str(),
+        number_text.as_str(),
+        &token_fingerprint,
+        &amount,
+        &email_text,
+    ];
+    let new_id = format!("{}{}", PaymentId::PREFIX, state.ids.ulid());
+    let scope = format!("{org}#pay-now");
+    let worker = state.clone();
+    idempotent(
+        &state,
+        scope,
+        &headers,
+        &parts,
+        new_id,
+        |claimed| async move {
+            let Ok(payment_id) = PaymentId::parse(&claimed.resource_id) else {
+                return Finished::Release(
+                    Problem::internal(&"bad payment id in claim").into_response(),
+                );
+            };
+            let command = PayCommand {
+                org,
+                invoice: number,
+                payment_id,
+                resumed: claimed.resumed,
+                source: ChargeSource::Token(Secret::new(body.token)),
+                amount: body.amount,
+                receipt_email: email,
+            };
+            match app::pay_now::pay(&worker, command).await {
+                Ok(payment) => Finished::Complete(
+                    StatusCode::CREATED,
+                    serde_json::to_value(PaymentView::from(payment)).expect("views serialize"),
+                ),
+                Err(e) => {
+                    let problem = pay_problem(&e);
+                    match e {
+                        PayError::Declined(..) => Finished::Complete(
+                            StatusCode::PAYMENT_REQUIRED,
+                            serde_json::to_value(&problem).expect("problems serialize"),
+                        ),
+                        PayError::Unresolved(_) => Finished::Keep(problem.into_response()),
+                        _ => Finished::Release(problem.into_response()),
+                    }
+                }
+            }
+        },
+    )
+    .await
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(summary, pay))
+}
+
+/// The `pay-now` function's router.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = routes().split_for_parts();
+    crate::layers::common(crate::base_routes().merge(api)).with_state(state)
+}
