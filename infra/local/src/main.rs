@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  sandbox        {base}/sandbox/charges (test card 4242 4242 4242 4242)");
     println!("Stop with Ctrl-C; data is kept for the next start.");
 
-    let router = web::all_functions(services).merge(web::sandbox::router(sandbox));
+    let router = web::all_functions(services, web::sandbox::routes(sandbox));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -63,10 +63,11 @@ pub fn base_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/api/openapi.json", get(|| async { Json(openapi()) }))
 }
 
-/// Every function's routes on one router, for the local stack (the deployment gives each
-/// function its own Lambda instead).
-pub fn all_functions(state: AppState) -> Router {
+/// Every function's routes on one router, plus the local-only `extra` routes (the sandbox, the
+/// outbox), for the local stack. A deployment gives each function its own Lambda instead.
+pub fn all_functions(state: AppState, extra: Router) -> Router {
     let (admin, _) = admin::routes().split_for_parts();
     let (pay_now, _) = pay_now::routes().split_for_parts();
-    layers::common(base_routes().merge(admin).merge(pay_now)).with_state(state)
+    let functions: Router = base_routes().merge(admin).merge(pay_now).with_state(state);
+    layers::common(functions.merge(extra))
 }

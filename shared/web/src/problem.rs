@@ -9,30 +9,73 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// An RFC 9457 problem. Kept small (it is the error of most handlers): the `type` URI is
+/// derived from the code when it is written out.
+#[derive(Debug, Clone)]
 pub struct Problem {
-    /// A URI naming the kind of problem: `/problems/<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
     pub status: u16,
-    pub detail: String,
     /// Stable, machine-readable: clients branch on this, never on the text.
-    pub code: String,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
     /// Extension members of this kind of problem (e.g. `decline_code`, `payment_id`).
-    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
-    #[schema(value_type = Object)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The wire shape of a problem, as the OpenAPI document describes it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Problem)]
+struct ProblemJson<'a> {
+    /// A URI naming the kind of problem: `/problems/<code>`.
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ProblemJson {
+            kind: format!("/problems/{}", self.code),
+            title: self.title,
+            status: self.status,
+            detail: &self.detail,
+            code: self.code,
+            extensions: &self.extensions,
+        }
+        .serialize(s)
+    }
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProblemJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for Problem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Problem".into()
+    }
+}
+
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
-            kind: format!("/problems/{code}"),
-            title: title.to_owned(),
             status: status.as_u16(),
+            code,
+            title,
             detail: detail.into(),
-            code: code.to_owned(),
             extensions: serde_json::Map::new(),
         }
     }
