@@ -281,7 +281,63 @@ async fn main() {
         })
         .await,
     ];
+    rows.push(guest_payment(&store, runs).await);
     for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
         row.print();
     }
+}
+
+/// A guest pays a ledger invoice in full through the pay-now router: Paybridge's own calls
+/// (the sandbox gateway stands in for an external gateway and is metered apart).
+async fn guest_payment(store: &Store, runs: usize) -> Row {
+    use std::sync::Arc;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
+    let ids: Arc<dyn Ids> = Arc::new(RandomIds);
+    let sandbox =
+        gateways::SandboxGateway::new(store.separately_metered(), clock.clone(), ids.clone());
+    let gateway =
+        gateways::SandboxGateway::new(store.separately_metered(), clock.clone(), ids.clone());
+    let mut services = app::Services::over(store.clone(), Arc::new(gateway));
+    services.clock = clock.clone();
+    let router = web::pay_now::router(Arc::new(services));
+    let org = OrgSlug::parse("bench").unwrap();
+    let mut tokens = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let new = app::ledger::NewInvoice {
+            invoice_number: format!("G-{i}"),
+            customer_id: "c1".into(),
+            customer_name: "Customer".into(),
+            total: "250.00".into(),
+            currency: None,
+            issue_date: NOW.date(),
+            due_date: NOW.date(),
+        };
+        app::ledger::add_invoice(store, clock.as_ref(), &org, Currency::Usd, &new)
+            .await
+            .unwrap();
+        let card = gateways::sandbox::TokenRequest::Card {
+            card_number: "4242424242424242".into(),
+            exp_month: 12,
+            exp_year: 2030,
+            cvc: "123".into(),
+        };
+        tokens.push(sandbox.tokenize(card).await.unwrap().expose().clone());
+    }
+    measure(store, "guest payment (pay-now API)", runs, |i| {
+        let router = router.clone();
+        let token = tokens[i].clone();
+        async move {
+            let body = serde_json::json!({"token": token}).to_string();
+            let (status, _, _) = paybridge_tests::call(
+                &router,
+                "POST",
+                &format!("/api/pay/bench/G-{i}"),
+                &[("idempotency-key", &format!("guest-{i}"))],
+                Some(serde_json::from_str(&body).unwrap()),
+            )
+            .await;
+            assert_eq!(status, 201);
+        }
+    })
+    .await
 }
