@@ -30,26 +30,12 @@ impl World {
             ("demo", domain::Currency::Usd),
             ("acme", domain::Currency::Aud),
         ] {
+            let settings = OrgSettings {
+                default_currency: currency,
+                ..OrgSettings::default()
+            };
+            world.add_org(slug, settings).await;
             let s = &world.services;
-            app::orgs::create_org(
-                s.orgs.as_ref(),
-                s.users.as_ref(),
-                s.clock.as_ref(),
-                s.ids.as_ref(),
-                app::orgs::NewOrg {
-                    slug: OrgSlug::parse(slug).unwrap(),
-                    name: format!("{slug} IT"),
-                    settings: OrgSettings {
-                        default_currency: currency,
-                        ..OrgSettings::default()
-                    },
-                    admin_email: Email::parse(&format!("admin@{slug}.test")).unwrap(),
-                    admin_name: "Admin".into(),
-                    admin_password: Some(Secret::new("a long enough password".into())),
-                },
-            )
-            .await
-            .unwrap();
             app::orgs::issue_api_key(
                 s.api_keys.as_ref(),
                 s.clock.as_ref(),
@@ -62,6 +48,30 @@ impl World {
             .unwrap();
         }
         world
+    }
+
+    /// Creates an org whose first admin is `admin@<slug>.test` (or that person's existing
+    /// account: one person may administer several orgs).
+    pub async fn add_org(&self, slug: &str, settings: OrgSettings) {
+        let s = &self.services;
+        let email = Email::parse(&format!("admin@{slug}.test")).unwrap();
+        let exists = s.users.find_user_by_email(&email).await.unwrap().is_some();
+        app::orgs::create_org(
+            s.orgs.as_ref(),
+            s.users.as_ref(),
+            s.clock.as_ref(),
+            s.ids.as_ref(),
+            app::orgs::NewOrg {
+                slug: OrgSlug::parse(slug).unwrap(),
+                name: format!("{slug} IT"),
+                settings,
+                admin_email: email,
+                admin_name: "Admin".into(),
+                admin_password: (!exists).then(|| Secret::new("a long enough password".into())),
+            },
+        )
+        .await
+        .unwrap();
     }
 
     pub fn key(slug: &str) -> String {

@@ -182,26 +182,11 @@ async fn the_amount_is_the_balance_and_a_posted_amount_can_only_lower_it_where_a
 #[tokio::test]
 async fn partial_payments_lower_the_balance_by_exactly_the_amount_where_the_org_allows_them() {
     let world = World::new().await;
-    let s = &world.services;
-    app::orgs::create_org(
-        s.orgs.as_ref(),
-        s.users.as_ref(),
-        s.clock.as_ref(),
-        s.ids.as_ref(),
-        app::orgs::NewOrg {
-            slug: domain::OrgSlug::parse("flexi").unwrap(),
-            name: "Flexi IT".into(),
-            settings: domain::OrgSettings {
-                allow_partial: true,
-                ..Default::default()
-            },
-            admin_email: domain::Email::parse("admin@demo.test").unwrap(),
-            admin_name: "Admin".into(),
-            admin_password: None,
-        },
-    )
-    .await
-    .unwrap();
+    let settings = domain::OrgSettings {
+        allow_partial: true,
+        ..Default::default()
+    };
+    world.add_org("flexi", settings).await;
     world.add_invoice("flexi", "F-1", "100.00").await;
     let router = router(&world);
     let (_, _, summary) = call(&router, "GET", "/api/pay/flexi/F-1", &[], None).await;
