@@ -688,25 +688,34 @@ async fn a_released_claim_can_be_retried() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_concurrent_claims_of_one_key_have_exactly_one_winner() {
-    let store = test_store().await;
-    let key = IdempotencyKey::new("demo#pay-now", "hot-key").unwrap();
-    let claims = (0..40).map(|i| {
-        let store = store.clone();
-        let key = key.clone();
+/// `n` claims of one key at once, each proposing its own resource id.
+async fn claim_concurrently(
+    store: &store::Store,
+    key: &IdempotencyKey,
+    n: usize,
+    at: OffsetDateTime,
+) -> Vec<Claim> {
+    let claims = (0..n).map(|i| {
+        let (store, key) = (store.clone(), key.clone());
         tokio::spawn(async move {
             store
-                .claim(&key, "hash-a", &format!("pay_{i}"), NOW)
+                .claim(&key, "hash-a", &format!("pay_{i}"), at)
                 .await
                 .unwrap()
         })
     });
-    let results: Vec<Claim> = futures::future::join_all(claims)
+    futures::future::join_all(claims)
         .await
         .into_iter()
         .map(Result::unwrap)
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_claims_of_one_key_have_exactly_one_winner() {
+    let store = test_store().await;
+    let key = IdempotencyKey::new("demo#pay-now", "hot-key").unwrap();
+    let results = claim_concurrently(&store, &key, 40, NOW).await;
     let winners = results
         .iter()
         .filter(|c| matches!(c, Claim::Fresh { .. }))
@@ -716,21 +725,7 @@ async fn many_concurrent_claims_of_one_key_have_exactly_one_winner() {
 
     // Many concurrent takeovers of an abandoned claim: exactly one takes it.
     let after_lock = NOW + app::idempotency::IN_PROGRESS_LOCK + Duration::seconds(1);
-    let takeovers = (0..20).map(|i| {
-        let store = store.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            store
-                .claim(&key, "hash-a", &format!("late_{i}"), after_lock)
-                .await
-                .unwrap()
-        })
-    });
-    let results: Vec<Claim> = futures::future::join_all(takeovers)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let results = claim_concurrently(&store, &key, 20, after_lock).await;
     let taken = results
         .iter()
         .filter(|c| matches!(c, Claim::TakenOver { .. }))
