@@ -88,6 +88,44 @@ impl World {
 }
 
 impl World {
+    /// The local stack's router: every function, the sandbox gateway and the outbox.
+    pub fn local_router(&self) -> axum::Router {
+        let outbox = Arc::new(store::Outbox::new(&self.store));
+        let local_only =
+            web::sandbox::routes(Arc::new(self.sandbox())).merge(web::dev::routes(outbox));
+        web::all_functions(self.services.clone(), local_only)
+    }
+
+    /// Emails the local outbox holds, newest first.
+    pub async fn outbox(&self) -> Vec<app::ports::SentMail> {
+        use app::ports::DevOutbox;
+        store::Outbox::new(&self.store)
+            .recent_mail(100)
+            .await
+            .unwrap()
+    }
+
+    /// Events the local event log holds, newest first.
+    pub async fn events(&self) -> Vec<app::ports::DomainEvent> {
+        use app::ports::DevOutbox;
+        store::Outbox::new(&self.store)
+            .recent_events(100)
+            .await
+            .unwrap()
+    }
+
+    /// Changes an org's settings (as its admin would through the settings API).
+    pub async fn set_settings(&self, org: &str, patch: serde_json::Value) {
+        let patch = serde_json::from_value(patch).unwrap();
+        app::orgs::update_settings(
+            self.services.orgs.as_ref(),
+            &OrgSlug::parse(org).unwrap(),
+            patch,
+        )
+        .await
+        .unwrap();
+    }
+
     /// The sandbox gateway over this world's table, on the world's clock.
     pub fn sandbox(&self) -> gateways::SandboxGateway {
         gateways::SandboxGateway::new(
@@ -109,6 +147,7 @@ impl World {
             .tokenize(request)
             .await
             .unwrap()
+            .token
             .expose()
             .clone()
     }
@@ -156,9 +195,21 @@ impl World {
 }
 
 /// Calls a router as an HTTP client would; answers status, headers and the body as JSON
-/// (a string value when it is not JSON).
+/// (a string value when it is not JSON, such as a page).
 pub async fn call(
     router: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    call_from(router, None, method, path, headers, body).await
+}
+
+/// The same, from a client address (the TCP peer that the local host sees).
+pub async fn call_from(
+    router: &axum::Router,
+    client: Option<std::net::SocketAddr>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -167,6 +218,9 @@ pub async fn call(
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let mut request = http::Request::builder().method(method).uri(path);
+    if let Some(addr) = client {
+        request = request.extension(axum::extract::ConnectInfo(addr));
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -381,3 +381,46 @@ async fn the_openapi_document_lists_the_routes_from_the_code() {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
+
+#[tokio::test]
+async fn an_admin_turns_on_partial_payments_and_surcharges_and_a_refused_field_changes_nothing() {
+    let world = World::new().await;
+    let router = web::admin::router(world.services.clone());
+    let key = World::demo_key();
+    let path = "/api/orgs/demo/settings";
+
+    let (status, _, settings) = call(&router, "GET", path, Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["allow_partial"], false);
+    assert_eq!(
+        settings["surcharges"],
+        json!([]),
+        "surcharges are off by default"
+    );
+
+    let change = json!({
+        "allow_partial": true,
+        "surcharges": [{"brand": "*", "rate_bps": 250}]
+    });
+    let (status, _, settings) = call(&router, "PATCH", path, Some(&key), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["allow_partial"], true);
+    assert_eq!(settings["surcharges"][0]["rate_bps"], 250);
+    assert_eq!(settings["timezone"], "UTC", "fields left out stay");
+
+    // 12% is refused, and so is the rest of that request.
+    let refused = json!({"allow_partial": false, "surcharges": [{"brand": "*", "rate_bps": 1200}]});
+    let (status, _, problem) = call(&router, "PATCH", path, Some(&key), Some(refused)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["code"], "invalid_request");
+    assert!(problem["detail"].as_str().unwrap().contains("10.00%"));
+    let (_, _, settings) = call(&router, "GET", path, Some(&key), None).await;
+    assert_eq!(settings["allow_partial"], true);
+    assert_eq!(settings["surcharges"][0]["rate_bps"], 250);
+
+    // Another org's key cannot read or change them.
+    let (status, _, _) = call(&router, "GET", path, Some(&World::acme_key()), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(&router, "PATCH", path, None, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

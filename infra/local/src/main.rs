@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(app::system::SystemClock),
         Arc::new(app::system::RandomIds),
     ));
+    let outbox = Arc::new(store::Outbox::new(&store));
     store.ensure_table().await?;
     let services = Arc::new(runtime::services_over(
         store,
@@ -67,13 +68,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seeded.api_keys[0].1, seeded.demo_invoice
     );
     println!(
+        "  Pay Now        {base}/pay/demo/{} (test card 4242 4242 4242 4242, any future expiry, CVC 123)",
+        seeded.demo_invoice
+    );
+    println!(
         "  pay (API)      POST {base}/api/pay/demo/{} with a token from POST {base}/sandbox/tokens",
         seeded.demo_invoice
     );
-    println!("  sandbox        {base}/sandbox/charges (test card 4242 4242 4242 4242)");
+    println!("  outbox         {base}/dev/outbox (emails), {base}/dev/events.json (events)");
+    println!("  sandbox        {base}/sandbox/card (test tokens), {base}/sandbox/charges");
     println!("Stop with Ctrl-C; data is kept for the next start.");
 
-    let router = web::all_functions(services, web::sandbox::routes(sandbox));
+    let local_only = web::sandbox::routes(sandbox).merge(web::dev::routes(outbox));
+    let router = web::all_functions(services, local_only);
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

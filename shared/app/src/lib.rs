@@ -2,6 +2,7 @@
 
 pub mod idempotency;
 pub mod ledger;
+pub mod notices;
 pub mod orgs;
 pub mod passwords;
 pub mod pay_now;
@@ -9,4 +10,5 @@ pub mod payments;
 pub mod ports;
 pub mod services;
 pub mod system;
+pub mod velocity;
 pub use services::Services;

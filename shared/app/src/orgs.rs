@@ -135,3 +135,73 @@ pub async fn authenticate_api_key(
     }
     keys.find_api_key(&token_hash(presented)).await
 }
+
+/// A change to an org's settings: absent fields stay as they are.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub allow_partial: Option<bool>,
+    pub invite_ttl_days: Option<u16>,
+    pub timezone: Option<String>,
+    pub default_currency: Option<domain::Currency>,
+    pub surcharges: Option<Vec<domain::SurchargeRule>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("no such org")]
+    NotFound,
+    #[error("invite_ttl_days: an invitation is valid for 1 to 30 days")]
+    InviteTtl,
+    #[error("timezone: use an IANA name like \"Australia/Sydney\" or \"UTC\"")]
+    Timezone,
+    #[error("surcharges: {0}")]
+    Surcharges(#[from] domain::SurchargeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies `patch` to the org's settings after checking every field; nothing is written when
+/// any is refused.
+pub async fn update_settings(
+    orgs: &dyn OrgRepo,
+    slug: &OrgSlug,
+    patch: SettingsPatch,
+) -> Result<OrgSettings, SettingsError> {
+    let mut settings = orgs
+        .get_org(slug)
+        .await?
+        .ok_or(SettingsError::NotFound)?
+        .settings;
+    if let Some(allow) = patch.allow_partial {
+        settings.allow_partial = allow;
+    }
+    if let Some(days) = patch.invite_ttl_days {
+        if !(1..=30).contains(&days) {
+            return Err(SettingsError::InviteTtl);
+        }
+        settings.invite_ttl_days = days;
+    }
+    if let Some(zone) = patch.timezone {
+        // The shape of an IANA name; the zone database is consulted where dates are computed.
+        let shaped = (1..=64).contains(&zone.len())
+            && zone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+        if !shaped {
+            return Err(SettingsError::Timezone);
+        }
+        settings.timezone = zone;
+    }
+    if let Some(currency) = patch.default_currency {
+        settings.default_currency = currency;
+    }
+    if let Some(rules) = patch.surcharges {
+        domain::validate_surcharges(&rules)?;
+        settings.surcharges = rules;
+    }
+    if !orgs.update_settings(slug, &settings).await? {
+        return Err(SettingsError::NotFound);
+    }
+    Ok(settings)
+}

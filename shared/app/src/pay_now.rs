@@ -12,16 +12,16 @@
 //! that reference before it charges anything.
 
 use domain::{
-    Email, InvoiceNumber, InvoiceStatus, Money, MoneyError, OrgSlug, PaymentId, PaymentStatus,
+    Email, InvoiceNumber, InvoiceStatus, Money, MoneyError, Org, OrgSlug, PaymentId, PaymentStatus,
 };
 use time::Duration;
 
-use crate::Services;
 use crate::payments::Payment;
 use crate::ports::{
     AccountingError, AttemptError, ChargeOutcome, ChargeRequest, ChargeSource, DeclineReason,
     FinishError, InvoiceRead, StoreError,
 };
+use crate::{Services, notices, velocity};
 
 /// How long an attempt holds its invoice: longer than any gateway call we wait for.
 pub const ATTEMPT_LOCK: Duration = Duration::minutes(2);
@@ -37,6 +37,8 @@ pub struct PayCommand {
     /// A decimal string in the invoice's currency: pay less than the balance (where allowed).
     pub amount: Option<String>,
     pub receipt_email: Option<Email>,
+    /// The client's network address, for the per-address decline limit.
+    pub client: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,13 @@ pub enum PayError {
     ZeroAmount,
     #[error("another payment of this invoice is in progress")]
     InvoiceBusy,
+    /// Too many declines on this invoice or from this address lately: nothing was tried.
+    #[error("too many failed payments; try again in {} seconds", .0.whole_seconds())]
+    TooManyAttempts(Duration),
+    /// The gateway could not describe the card before charging (for its surcharge): nothing
+    /// was charged.
+    #[error("the payment gateway is unavailable")]
+    GatewayUnavailable,
     /// The gateway refused; the failed payment is recorded.
     #[error("declined: {}", .1.code())]
     Declined(Box<Payment>, DeclineReason),
@@ -85,46 +94,34 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
     {
         return resume(s, existing).await;
     }
+    let now = s.clock.now();
+    // One round trip for the org's settings and the recent declines (card testing).
+    let limits = velocity::keys(&cmd.org, &cmd.invoice, cmd.client.as_deref());
+    let counted = Counted {
+        keys: limits.iter().map(|(key, _)| key.clone()).collect(),
+        window: velocity::window_index(now),
+    };
+    let preflight = s
+        .guard
+        .preflight(&cmd.org, &counted.keys, counted.window)
+        .await?;
+    let org = preflight.org.ok_or(PayError::NotFound)?;
+    if let Some(wait) = velocity::refusal(&limits, &preflight.declines, now) {
+        return Err(PayError::TooManyAttempts(wait));
+    }
     let read = s
         .accounting
         .read_invoice(&cmd.org, &cmd.invoice)
         .await?
         .ok_or(PayError::NotFound)?;
-    let balance = read.invoice.amount_due;
-    if !read.invoice.is_payable() {
-        let status = match read.invoice.status {
-            InvoiceStatus::Open => InvoiceStatus::Paid,
-            other => other,
-        };
-        return Err(PayError::NotPayable(status));
-    }
-    let amount = match &cmd.amount {
-        None => balance,
-        Some(text) => {
-            let asked = Money::parse(text, balance.currency()).map_err(PayError::InvalidAmount)?;
-            if asked.is_zero() {
-                return Err(PayError::ZeroAmount);
-            }
-            if asked > balance {
-                return Err(PayError::AmountAboveBalance(balance));
-            }
-            // The org's setting is read only when it matters: a full payment needs no read.
-            if asked < balance {
-                let org = s.orgs.get_org(&cmd.org).await?.ok_or(PayError::NotFound)?;
-                if !org.settings.allow_partial {
-                    return Err(PayError::PartialNotAllowed(balance));
-                }
-            }
-            asked
-        }
-    };
-    let now = s.clock.now();
+    let amount = amount_to_pay(&org, &read, cmd.amount.as_deref())?;
+    let surcharge = card_surcharge(s, &org, &cmd.source, amount).await?;
     let payment = Payment {
         id: cmd.payment_id.clone(),
         org: cmd.org.clone(),
         invoice_number: cmd.invoice.clone(),
         amount,
-        surcharge: Money::zero(amount.currency()),
+        surcharge,
         status: PaymentStatus::Pending,
         gateway: s.gateway.name().to_owned(),
         gateway_ref: None,
@@ -162,11 +159,78 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         source: cmd.source,
         description: format!("Invoice {}", cmd.invoice),
     };
+    let told = Told {
+        org_name: org.name,
+        customer_name: read.invoice.customer_name.clone(),
+    };
     match s.gateway.charge(&request).await {
-        Ok(outcome) => finish(s, payment, outcome, Some(read)).await,
+        Ok(outcome) => finish(s, payment, outcome, Some(read), &told, Some(&counted)).await,
         Err(e) => {
             tracing::warn!(payment = %payment.id, error = %e, "gateway did not answer; the payment stays pending");
             Err(PayError::Unresolved(Box::new(payment)))
+        }
+    }
+}
+
+/// The velocity keys a payment is counted under, and the window it fell in.
+struct Counted {
+    keys: Vec<String>,
+    window: i64,
+}
+
+/// Names for the receipt.
+struct Told {
+    org_name: String,
+    customer_name: String,
+}
+
+/// The balance now, or less where the org allows partial payments; never more.
+fn amount_to_pay(org: &Org, read: &InvoiceRead, asked: Option<&str>) -> Result<Money, PayError> {
+    let balance = read.invoice.amount_due;
+    if !read.invoice.is_payable() {
+        let status = match read.invoice.status {
+            InvoiceStatus::Open => InvoiceStatus::Paid,
+            other => other,
+        };
+        return Err(PayError::NotPayable(status));
+    }
+    let Some(text) = asked else {
+        return Ok(balance);
+    };
+    let asked = Money::parse(text, balance.currency()).map_err(PayError::InvalidAmount)?;
+    if asked.is_zero() {
+        return Err(PayError::ZeroAmount);
+    }
+    if asked > balance {
+        return Err(PayError::AmountAboveBalance(balance));
+    }
+    if asked < balance && !org.settings.allow_partial {
+        return Err(PayError::PartialNotAllowed(balance));
+    }
+    Ok(asked)
+}
+
+/// The org's card surcharge for this source. Bank payments carry none, and neither does a
+/// source the gateway cannot describe before charging (no fee that cannot be justified).
+async fn card_surcharge(
+    s: &Services,
+    org: &Org,
+    source: &ChargeSource,
+    amount: Money,
+) -> Result<Money, PayError> {
+    let none = Money::zero(amount.currency());
+    if org.settings.surcharges.is_empty() {
+        return Ok(none);
+    }
+    match s.gateway.describe(&org.slug, source).await {
+        Ok(Some(method)) if method.kind == "card" => {
+            domain::card_surcharge(&org.settings.surcharges, &method.brand, amount)
+                .map_err(PayError::InvalidAmount)
+        }
+        Ok(_) => Ok(none),
+        Err(e) => {
+            tracing::warn!(org = %org.slug, error = %e, "gateway could not describe the source");
+            Err(PayError::GatewayUnavailable)
         }
     }
 }
@@ -181,7 +245,10 @@ async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
                 .find_charge(&payment.org, payment.id.as_str())
                 .await
             {
-                Ok(Some(outcome)) => finish(s, payment, outcome, None).await,
+                Ok(Some(outcome)) => {
+                    let told = told_of(s, &payment).await;
+                    finish(s, payment, outcome, None, &told, None).await
+                }
                 // The gateway never saw it. The card token may be spent, so we do not charge
                 // now; the payer starts again with a new key. The pending record stays as the audit.
                 Ok(None) => Err(PayError::Declined(
@@ -203,13 +270,37 @@ async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
     }
 }
 
+/// Names for the receipt of a payment resumed after its first request stopped.
+async fn told_of(s: &Services, payment: &Payment) -> Told {
+    let org_name = match s.orgs.get_org(&payment.org).await {
+        Ok(Some(org)) => org.name,
+        _ => payment.org.to_string(),
+    };
+    let customer_name = match s
+        .accounting
+        .read_invoice(&payment.org, &payment.invoice_number)
+        .await
+    {
+        Ok(Some(read)) => read.invoice.customer_name,
+        _ => String::new(),
+    };
+    Told {
+        org_name,
+        customer_name,
+    }
+}
+
 /// Writes the gateway's answer. `read` is the invoice as read before the charge; a changed ledger
-/// invoice is read again (the charge happened: its amount must land on the invoice).
+/// invoice is read again (the charge happened: its amount must land on the invoice). Only the
+/// request whose write moved the payment tells anyone about it, and a decline is counted
+/// against the velocity keys.
 async fn finish(
     s: &Services,
     mut payment: Payment,
     outcome: ChargeOutcome,
     read: Option<InvoiceRead>,
+    told: &Told,
+    counted: Option<&Counted>,
 ) -> Result<Payment, PayError> {
     let now = s.clock.now();
     payment.updated_at = now;
@@ -221,8 +312,21 @@ async fn finish(
             payment.gateway_ref = gateway_ref;
             payment.status = PaymentStatus::Failed;
             payment.failure = Some(reason.code().to_owned());
+            if let Some(counted) = counted {
+                let expires = velocity::expires_at(counted.window);
+                if let Err(e) = s
+                    .guard
+                    .record_decline(&counted.keys, counted.window, expires)
+                    .await
+                {
+                    tracing::error!(payment = %payment.id, error = %e, "decline not counted");
+                }
+            }
             match s.attempts.finish_declined(&payment, now).await {
-                Ok(()) | Err(FinishError::NotPending) => {}
+                Ok(()) => {
+                    notices::payment_outcome(s, &payment, &told.org_name, &told.customer_name).await
+                }
+                Err(FinishError::NotPending) => {}
                 Err(_) => return Err(PayError::Unresolved(Box::new(payment))),
             }
             Err(PayError::Declined(Box::new(payment), reason))
@@ -251,7 +355,12 @@ async fn finish(
                 }
                 let ledger = read.as_ref().filter(|r| r.ledger_version.is_some());
                 match s.attempts.finish_approved(&payment, ledger, now).await {
-                    Ok(()) | Err(FinishError::NotPending) => return Ok(payment),
+                    Ok(()) => {
+                        notices::payment_outcome(s, &payment, &told.org_name, &told.customer_name)
+                            .await;
+                        return Ok(payment);
+                    }
+                    Err(FinishError::NotPending) => return Ok(payment),
                     Err(FinishError::InvoiceChanged) => read = None,
                     Err(FinishError::Store(e)) => {
                         tracing::error!(payment = %payment.id, error = %e, "charged, but the outcome was not written");
@@ -263,4 +372,48 @@ async fn finish(
             Err(PayError::Unresolved(Box::new(payment)))
         }
     }
+}
+
+/// An invoice as a guest sees it before paying: the org (name, settings) and the invoice with
+/// its balance now. An open invoice with nothing left to pay shows as paid.
+pub struct GuestInvoice {
+    pub org: Org,
+    pub invoice: domain::Invoice,
+}
+
+/// The invoice to show on the Pay Now page and in the API's summary. Unknown org and unknown
+/// invoice are the same `NotFound`.
+pub async fn guest_invoice(
+    s: &Services,
+    org: &OrgSlug,
+    number: &InvoiceNumber,
+) -> Result<GuestInvoice, PayError> {
+    let org = s.orgs.get_org(org).await?.ok_or(PayError::NotFound)?;
+    let mut invoice = s
+        .accounting
+        .read_invoice(&org.slug, number)
+        .await?
+        .ok_or(PayError::NotFound)?
+        .invoice;
+    if invoice.status == InvoiceStatus::Open && invoice.amount_due.is_zero() {
+        invoice.status = InvoiceStatus::Paid;
+    }
+    Ok(GuestInvoice { org, invoice })
+}
+
+/// A payment of this invoice, for its receipt page; None for another invoice's payment.
+pub async fn receipt(
+    s: &Services,
+    org: &OrgSlug,
+    number: &InvoiceNumber,
+    payment: &PaymentId,
+) -> Result<Option<(Org, Payment)>, PayError> {
+    let Some(found) = s.payments.get_payment(org, payment).await? else {
+        return Ok(None);
+    };
+    if &found.invoice_number != number {
+        return Ok(None);
+    }
+    let org = s.orgs.get_org(org).await?.ok_or(PayError::NotFound)?;
+    Ok(Some((org, found)))
 }

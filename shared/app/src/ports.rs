@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    ApiKeyId, CustomerId, Email, Invoice, InvoiceNumber, Membership, Org, OrgSlug, PaymentId,
-    PaymentStatus, Secret, UserId,
+    ApiKeyId, CustomerId, Email, Invoice, InvoiceNumber, Membership, Org, OrgSettings, OrgSlug,
+    PaymentId, PaymentStatus, Secret, UserId,
 };
 use time::OffsetDateTime;
 
@@ -70,6 +70,12 @@ pub trait OrgRepo: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), CreateOrgError>;
     async fn get_org(&self, slug: &OrgSlug) -> Result<Option<Org>, StoreError>;
+    /// Replaces the org's settings; Ok(false) when there is no such org.
+    async fn update_settings(
+        &self,
+        slug: &OrgSlug,
+        settings: &OrgSettings,
+    ) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -354,6 +360,13 @@ pub trait Gateway: Send + Sync {
     /// The name stored on payments ("sandbox", "stripe", "authorize-net").
     fn name(&self) -> &'static str;
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError>;
+    /// What a source is (card or bank, brand, last four) before it is charged, where the
+    /// gateway can tell without spending it; None where it cannot.
+    async fn describe(
+        &self,
+        org: &OrgSlug,
+        source: &ChargeSource,
+    ) -> Result<Option<MethodSummary>, GatewayError>;
     /// The outcome of an earlier charge with this reference, if the gateway has one.
     async fn find_charge(
         &self,
@@ -409,4 +422,96 @@ pub trait PaymentAttempts: Send + Sync {
         payment: &Payment,
         now: OffsetDateTime,
     ) -> Result<(), FinishError>;
+}
+
+/// A notification could not be handed over (SES or EventBridge refused or did not answer).
+/// Callers send after their writes and log this: it never undoes or repeats a payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("notification not sent: {0}")]
+pub struct NotifyError(pub String);
+
+/// An email, rendered: subject, a plain-text part and an HTML part.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EmailMessage {
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, message: &EmailMessage) -> Result<(), NotifyError>;
+}
+
+/// A fact other systems may act on (`payment.succeeded`, `payment.failed`, ...), published to
+/// the event bus with the org and a JSON detail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DomainEvent {
+    /// The event's type, EventBridge's `detail-type`: `payment.succeeded`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub org: OrgSlug,
+    pub detail: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, event: &DomainEvent) -> Result<(), NotifyError>;
+}
+
+/// An email as the local outbox kept it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SentMail {
+    #[serde(flatten)]
+    pub message: EmailMessage,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+/// The local stack's outbox and event log, newest first (never deployed: SES and EventBridge
+/// keep their own records).
+#[async_trait]
+pub trait DevOutbox: Send + Sync {
+    async fn recent_mail(&self, limit: u16) -> Result<Vec<SentMail>, StoreError>;
+    async fn recent_events(&self, limit: u16) -> Result<Vec<DomainEvent>, StoreError>;
+}
+
+/// Decline counts of one key (an invoice, a client address) in the current fixed window and the
+/// one before it, from which `velocity` estimates a sliding window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    pub current: u32,
+    pub previous: u32,
+}
+
+/// What a guest payment reads before anything else, in one round trip: the org (its settings
+/// decide partial payments and surcharges) and the recent declines of each velocity key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    pub org: Option<Org>,
+    /// One entry per key asked for, in order.
+    pub declines: Vec<WindowCounts>,
+}
+
+#[async_trait]
+pub trait GuestGuard: Send + Sync {
+    /// `window_index` numbers fixed windows (unix time / window length); the previous one is
+    /// read too.
+    async fn preflight(
+        &self,
+        org: &OrgSlug,
+        keys: &[String],
+        window_index: i64,
+    ) -> Result<Preflight, StoreError>;
+    /// Counts one decline against every key in window `window_index`; the counters expire by
+    /// themselves at `expires_at`.
+    async fn record_decline(
+        &self,
+        keys: &[String],
+        window_index: i64,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }

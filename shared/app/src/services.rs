@@ -16,16 +16,20 @@ pub struct Services {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub accounting: Arc<dyn Accounting>,
     pub attempts: Arc<dyn PaymentAttempts>,
+    pub guard: Arc<dyn GuestGuard>,
     pub gateway: Arc<dyn Gateway>,
+    pub mailer: Arc<dyn Mailer>,
+    pub events: Arc<dyn EventPublisher>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
 }
 
 impl Services {
     /// All repositories from one store adapter (the ledger is the accounting system), the given
-    /// gateway, the system clock and OS randomness.
-    pub fn over<S>(store: S, gateway: Arc<dyn Gateway>) -> Self
+    /// gateway, mailer and event publisher, the system clock and OS randomness.
+    pub fn over<S, N>(store: S, gateway: Arc<dyn Gateway>, notify: Arc<N>) -> Self
     where
+        N: Mailer + EventPublisher + 'static,
         S: OrgRepo
             + UserRepo
             + MembershipRepo
@@ -35,6 +39,7 @@ impl Services {
             + IdempotencyStore
             + Accounting
             + PaymentAttempts
+            + GuestGuard
             + Clone
             + 'static,
     {
@@ -47,8 +52,11 @@ impl Services {
             payments: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             accounting: Arc::new(store.clone()),
-            attempts: Arc::new(store),
+            attempts: Arc::new(store.clone()),
+            guard: Arc::new(store),
             gateway,
+            mailer: notify.clone(),
+            events: notify,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
         }

@@ -1,8 +1,10 @@
 //! Local stand-ins for AWS, for tests and the local stack. Never deployed.
 
 pub mod dynamodb_local;
+pub mod moto;
 
 pub use dynamodb_local::{DynamoDbLocal, Storage, repo_root, shared_for_tests, tools_dir};
+pub use moto::{MotoServer, aws_client_config};
 
 mod tables;
 

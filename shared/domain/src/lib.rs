@@ -7,6 +7,7 @@ mod names;
 mod org;
 mod payment;
 mod secret;
+mod surcharge;
 
 pub use ids::{ApiKeyId, IdError, PaymentId, UserId};
 pub use invoice::{Invoice, InvoiceStatus};
@@ -15,3 +16,7 @@ pub use names::{CustomerId, Email, InvoiceNumber, NameError, OrgSlug};
 pub use org::{Membership, Org, OrgSettings, Role};
 pub use payment::PaymentStatus;
 pub use secret::{Secret, token_hash};
+pub use surcharge::{
+    ANY_BRAND, MAX_RATE_BPS, SurchargeError, SurchargeRule, card_surcharge, rule_for,
+    validate_surcharges,
+};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Currency, CustomerId, OrgSlug};
+use crate::{Currency, CustomerId, OrgSlug, SurchargeRule};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgSettings {
@@ -14,6 +14,8 @@ pub struct OrgSettings {
     pub timezone: String,
     /// The currency of ledger invoices created without one.
     pub default_currency: Currency,
+    /// Card surcharges by brand; empty means none.
+    pub surcharges: Vec<SurchargeRule>,
 }
 
 impl Default for OrgSettings {
@@ -23,6 +25,7 @@ impl Default for OrgSettings {
             invite_ttl_days: 7,
             timezone: "UTC".into(),
             default_currency: Currency::Usd,
+            surcharges: Vec::new(),
         }
     }
 }

@@ -127,6 +127,13 @@ fn luhn_valid(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// A new single-use token and what the payer may be shown of it.
+#[derive(Debug, Clone)]
+pub struct Tokenized {
+    pub token: Secret<String>,
+    pub method: MethodSummary,
+}
+
 pub struct SandboxGateway {
     store: Store,
     clock: Arc<dyn Clock>,
@@ -139,8 +146,9 @@ impl SandboxGateway {
     }
 
     /// Tokenizes card or bank details. Only the kind, brand, last four and the test behaviour
-    /// are kept; the number and CVC are dropped here.
-    pub async fn tokenize(&self, request: TokenRequest) -> Result<Secret<String>, TokenizeError> {
+    /// are kept; the number and CVC are dropped here. The browser gets the token and what it may
+    /// show (like Stripe's tokenization answers with the card's brand and last four).
+    pub async fn tokenize(&self, request: TokenRequest) -> Result<Tokenized, TokenizeError> {
         let now = self.clock.now();
         let (kind, brand, last4, behaviour) = match request {
             TokenRequest::Card {
@@ -204,17 +212,22 @@ impl SandboxGateway {
             }
         };
         let token = Secret::new(format!("tok_{}", self.ids.secret().expose()));
+        let method = MethodSummary {
+            kind: kind.to_owned(),
+            brand,
+            last4,
+        };
         self.store
             .sandbox_put_token(&SandboxToken {
                 token_hash: token_hash(token.expose()),
-                kind: kind.to_owned(),
-                brand,
-                last4,
+                kind: method.kind.clone(),
+                brand: method.brand.clone(),
+                last4: method.last4.clone(),
                 behaviour: behaviour.to_owned(),
                 expires_at: now + TOKEN_LIFETIME,
             })
             .await?;
-        Ok(token)
+        Ok(Tokenized { token, method })
     }
 
     /// Every org's charges, newest first.
@@ -303,6 +316,24 @@ impl Gateway for SandboxGateway {
                 reason: DeclineReason::InvalidToken,
             }),
         }
+    }
+
+    async fn describe(
+        &self,
+        _org: &OrgSlug,
+        source: &ChargeSource,
+    ) -> Result<Option<MethodSummary>, GatewayError> {
+        let ChargeSource::Token(token) = source;
+        let found = self
+            .store
+            .sandbox_token(&token_hash(token.expose()), self.clock.now())
+            .await
+            .map_err(unavailable)?;
+        Ok(found.map(|t| MethodSummary {
+            kind: t.kind,
+            brand: t.brand,
+            last4: t.last4,
+        }))
     }
 
     async fn find_charge(

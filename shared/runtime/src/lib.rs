@@ -40,6 +40,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Set by Lambda itself (AWS_LAMBDA_RUNTIME_API).
     pub on_lambda: bool,
+    /// MAIL_FROM: the SES sender (`billing@example.com` or `Example <billing@example.com>`).
+    /// Required under Lambda; elsewhere unset means mail goes to the local outbox.
+    pub mail_from: Option<String>,
+    /// SES_CONFIGURATION_SET: the SES configuration set to send through, if any.
+    pub ses_configuration_set: Option<String>,
+    /// EVENT_BUS_NAME: the EventBridge bus for domain events. Required under Lambda; elsewhere
+    /// unset means events go to the local outbox.
+    pub event_bus_name: Option<String>,
 }
 
 impl Config {
@@ -83,11 +91,27 @@ impl Config {
                 });
             }
         };
+        // Empty counts as unset: a template parameter left blank must not mean "send from ''".
+        let optional = |name: &str| get(name).filter(|v| !v.is_empty());
+        // A deployed function without them would drop every receipt and event into a table no
+        // one reads: refuse to start instead.
+        let required_on_lambda = |name: &'static str, why: &'static str| match optional(name) {
+            None if on_lambda => Err(ConfigError::Missing { name, why }),
+            value => Ok(value),
+        };
+        let mail_from = required_on_lambda("MAIL_FROM", "the SES sender of receipts (on Lambda)")?;
+        let event_bus_name = required_on_lambda(
+            "EVENT_BUS_NAME",
+            "the EventBridge bus for events (on Lambda)",
+        )?;
         Ok(Config {
             table_name,
             listen: SocketAddr::new(bind, port),
             log_format,
             on_lambda,
+            mail_from,
+            ses_configuration_set: optional("SES_CONFIGURATION_SET"),
+            event_bus_name,
         })
     }
 }
@@ -115,8 +139,11 @@ pub fn init_tracing(format: LogFormat) {
 /// The store over the configured table. aws-config reads credentials and region from the
 /// environment and honours AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local).
 pub async fn store(config: &Config) -> Store {
-    let aws = aws_config::load_from_env().await;
-    Store::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name)
+    store_over(&aws_config::load_from_env().await, config)
+}
+
+fn store_over(aws: &aws_config::SdkConfig, config: &Config) -> Store {
+    Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,20 +160,25 @@ pub enum ServeError {
 /// elsewhere on `config.listen`. Same router, two hosts.
 pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
     if config.on_lambda {
-        // Name requests by API Gateway's request id, so our log lines match its access log.
+        // Name requests by API Gateway's request id, so our log lines match its access log, and
+        // give handlers the client's address as API Gateway saw it (the guest velocity limits).
         let router = router.layer(axum::middleware::map_request(
             |mut request: axum::extract::Request| async move {
                 use lambda_http::RequestExt;
-                let id = match request.request_context_ref() {
-                    Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
-                        ctx.request_id.clone()
-                    }
-                    _ => None,
+                let (id, source_ip) = match request.request_context_ref() {
+                    Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => (
+                        ctx.request_id.clone(),
+                        ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+                    ),
+                    _ => (None, None),
                 };
                 if let Some(id) = id {
                     request
                         .extensions_mut()
                         .insert(web::layers::lambda_context::RequestContextId(id));
+                }
+                if let Some(ip) = source_ip {
+                    request.extensions_mut().insert(web::client::SourceIp(ip));
                 }
                 request
             },
@@ -157,6 +189,7 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
             .await
             .map_err(|e| ServeError::Bind(config.listen, e))?;
         tracing::info!(address = %config.listen, "listening");
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -166,20 +199,46 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
     }
 }
 
-/// The app's ports over the configured store, for a function's router.
+/// The app's ports over the configured store, for a function's router: mail through SES when
+/// MAIL_FROM is set and events to EventBridge when EVENT_BUS_NAME is, else the local outbox.
 pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
-    std::sync::Arc::new(services_over(
-        store(config).await,
+    let aws = aws_config::load_from_env().await;
+    let mut services = services_over(
+        store_over(&aws, config),
         std::sync::Arc::new(app::system::SystemClock),
-    ))
+    );
+    match &config.mail_from {
+        Some(from) => {
+            tracing::info!(from = %from, "mail through SES");
+            services.mailer = std::sync::Arc::new(notify::SesMailer::new(
+                aws_sdk_sesv2::Client::new(&aws),
+                from,
+                config.ses_configuration_set.clone(),
+            ));
+        }
+        None => tracing::info!("mail to the local outbox (MAIL_FROM is not set)"),
+    }
+    match &config.event_bus_name {
+        Some(bus) => {
+            tracing::info!(bus = %bus, "events to EventBridge");
+            services.events = std::sync::Arc::new(notify::EventBridgePublisher::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                bus,
+            ));
+        }
+        None => tracing::info!("events to the local outbox (EVENT_BUS_NAME is not set)"),
+    }
+    std::sync::Arc::new(services)
 }
 
 /// The app's ports over a store: the ledger as accounting system and the sandbox gateway (the
-/// default of every org until it configures a real one), all on `clock`.
+/// default of every org until it configures a real one), the local outbox for mail and events,
+/// all on `clock`.
 pub fn services_over(store: Store, clock: std::sync::Arc<dyn app::ports::Clock>) -> app::Services {
     let ids: std::sync::Arc<dyn app::ports::Ids> = std::sync::Arc::new(app::system::RandomIds);
     let gateway = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
-    let mut services = app::Services::over(store, std::sync::Arc::new(gateway));
+    let outbox = std::sync::Arc::new(store::Outbox::new(&store));
+    let mut services = app::Services::over(store, std::sync::Arc::new(gateway), outbox);
     services.clock = clock;
     services.ids = ids;
     services
@@ -222,7 +281,9 @@ mod tests {
     fn lambda_defaults_to_json_logs() {
         let c = config(&[
             ("TABLE_NAME", "t"),
-            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ON_LAMBDA,
+            ("MAIL_FROM", "billing@paybridge.test"),
+            ("EVENT_BUS_NAME", "paybridge"),
         ])
         .unwrap();
         assert!(c.on_lambda);
@@ -238,5 +299,90 @@ mod tests {
             .to_string();
         assert_eq!(e, "PORT=\"http\" is not valid: a TCP port number");
         assert!(config(&[("TABLE_NAME", "t"), ("LOG_FORMAT", "xml")]).is_err());
+    }
+
+    const ON_LAMBDA: (&str, &str) = ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+
+    #[test]
+    fn mail_and_events_are_optional_off_lambda() {
+        let c = config(&[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(c.mail_from, None);
+        assert_eq!(c.ses_configuration_set, None);
+        assert_eq!(c.event_bus_name, None);
+
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("MAIL_FROM", "Paybridge <billing@paybridge.test>"),
+            ("SES_CONFIGURATION_SET", "receipts"),
+            ("EVENT_BUS_NAME", "paybridge-dev"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.mail_from.as_deref(),
+            Some("Paybridge <billing@paybridge.test>")
+        );
+        assert_eq!(c.ses_configuration_set.as_deref(), Some("receipts"));
+        assert_eq!(c.event_bus_name.as_deref(), Some("paybridge-dev"));
+    }
+
+    #[test]
+    fn lambda_requires_a_sender_and_a_bus() {
+        let e = config(&[("TABLE_NAME", "t"), ON_LAMBDA, ("EVENT_BUS_NAME", "b")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "MAIL_FROM is required: the SES sender of receipts (on Lambda)"
+        );
+        let e = config(&[("TABLE_NAME", "t"), ON_LAMBDA, ("MAIL_FROM", "a@b.test")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "EVENT_BUS_NAME is required: the EventBridge bus for events (on Lambda)"
+        );
+
+        // The configuration set stays optional: not every account uses one.
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ON_LAMBDA,
+            ("MAIL_FROM", "a@b.test"),
+            ("EVENT_BUS_NAME", "b"),
+        ])
+        .unwrap();
+        assert_eq!(c.mail_from.as_deref(), Some("a@b.test"));
+        assert_eq!(c.event_bus_name.as_deref(), Some("b"));
+        assert_eq!(c.ses_configuration_set, None);
+    }
+
+    #[test]
+    fn empty_is_unset() {
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("MAIL_FROM", ""),
+            ("SES_CONFIGURATION_SET", ""),
+            ("EVENT_BUS_NAME", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.mail_from, None);
+        assert_eq!(c.ses_configuration_set, None);
+        assert_eq!(c.event_bus_name, None);
+        let e = config(&[
+            ("TABLE_NAME", "t"),
+            ON_LAMBDA,
+            ("MAIL_FROM", ""),
+            ("EVENT_BUS_NAME", "b"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Missing {
+                    name: "MAIL_FROM",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -34,29 +34,42 @@ fn api_key_pk(hash: &str) -> String {
     format!("APIKEY#{hash}")
 }
 
+fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 5] {
+    let surcharges = serde_json::to_string(&settings.surcharges).expect("rules serialize");
+    [
+        (
+            "allow_partial".into(),
+            AttributeValue::Bool(settings.allow_partial),
+        ),
+        ("invite_ttl_days".into(), n(settings.invite_ttl_days)),
+        ("timezone".into(), s(&settings.timezone)),
+        (
+            "default_currency".into(),
+            s(settings.default_currency.code()),
+        ),
+        ("surcharges".into(), s(surcharges)),
+    ]
+}
+
 fn org_item(org: &Org, now: OffsetDateTime) -> Attrs {
     let mut item = key(org_pk(&org.slug), "ORG");
     item.extend([
         ("type".into(), s("org")),
         ("slug".into(), s(org.slug.as_str())),
         ("name".into(), s(&org.name)),
-        (
-            "allow_partial".into(),
-            AttributeValue::Bool(org.settings.allow_partial),
-        ),
-        ("invite_ttl_days".into(), n(org.settings.invite_ttl_days)),
-        ("timezone".into(), s(&org.settings.timezone)),
-        (
-            "default_currency".into(),
-            s(org.settings.default_currency.code()),
-        ),
         ("created_at".into(), time(now)),
     ]);
+    item.extend(settings_attrs(&org.settings));
     item
 }
 
-fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
+pub(crate) fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
     let i = Item(attrs);
+    let surcharges = match i.opt_s("surcharges") {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|_| StoreError("stored org has malformed surcharges".into()))?,
+    };
     Ok(Org {
         slug: i.parsed("slug", OrgSlug::parse)?,
         name: i.s("name")?.to_owned(),
@@ -65,6 +78,7 @@ fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
             invite_ttl_days: i.u64("invite_ttl_days")? as u16,
             timezone: i.s("timezone")?.to_owned(),
             default_currency: i.parsed("default_currency", str::parse)?,
+            surcharges,
         },
     })
 }
@@ -314,6 +328,34 @@ impl OrgRepo for Store {
             .await?
             .map(|a| read_org(&a))
             .transpose()
+    }
+
+    async fn update_settings(
+        &self,
+        slug: &OrgSlug,
+        settings: &OrgSettings,
+    ) -> Result<bool, StoreError> {
+        let attrs = settings_attrs(settings);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(org_pk(slug), "ORG")))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let mut sets = Vec::new();
+        for (i, (name, value)) in attrs.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        self.conditional("UpdateItem", result)
     }
 }
 

@@ -7,11 +7,14 @@ mod idempotency;
 mod item;
 mod ledger;
 mod meter;
+mod outbox;
 mod payments;
 pub mod sandbox;
 pub mod table;
+mod velocity;
 
 pub use meter::{Meter, Usage};
+pub use outbox::Outbox;
 
 use aws_sdk_dynamodb::Client;
 

@@ -1,4 +1,4 @@
-//! The `admin` function: the org's own API (ledger invoices, payments).
+//! The `admin` function: the org's own API (ledger invoices, payments, settings).
 
 use axum::{
     Json, Router,
@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
 };
 use domain::InvoiceNumber;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -168,12 +168,92 @@ async fn list_payments(
     }))
 }
 
+/// An org's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsView {
+    /// Whether guests and payers may pay less than the whole balance.
+    pub allow_partial: bool,
+    /// How long an emailed invitation stays valid (1 to 30 days).
+    pub invite_ttl_days: u16,
+    /// IANA time zone for dates shown to payers and schedule days.
+    pub timezone: String,
+    /// The currency of ledger invoices created without one.
+    #[schema(example = "USD")]
+    pub default_currency: String,
+    /// Card surcharges: `{"brand": "visa" | "*", "rate_bps": 290, "fixed": {"amount": "0.30", "currency": "USD"}}`;
+    /// empty (the default) means none. Bank payments never carry one.
+    #[schema(value_type = Vec<Object>)]
+    pub surcharges: Vec<domain::SurchargeRule>,
+}
+
+impl From<domain::OrgSettings> for SettingsView {
+    fn from(s: domain::OrgSettings) -> Self {
+        SettingsView {
+            allow_partial: s.allow_partial,
+            invite_ttl_days: s.invite_ttl_days,
+            timezone: s.timezone,
+            default_currency: s.default_currency.code().to_owned(),
+            surcharges: s.surcharges,
+        }
+    }
+}
+
+/// The org's settings.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{org}/settings",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    responses((status = 200, description = "the settings", body = SettingsView)),
+    security(("api_key" = []))
+)]
+async fn get_settings(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+) -> Result<Json<SettingsView>, Problem> {
+    let org = state
+        .orgs
+        .get_org(&admin.org)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such org"))?;
+    Ok(Json(org.settings.into()))
+}
+
+/// Changes some of the org's settings; fields left out stay as they are. Any refused field
+/// changes nothing.
+#[utoipa::path(
+    patch,
+    path = "/api/orgs/{org}/settings",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    request_body(content = Object, description = "any of the settings' fields"),
+    responses(
+        (status = 200, description = "the settings now", body = SettingsView),
+        (status = 400, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn patch_settings(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    ApiJson(patch): ApiJson<app::orgs::SettingsPatch>,
+) -> Result<Json<SettingsView>, Problem> {
+    use app::orgs::SettingsError;
+    match app::orgs::update_settings(state.orgs.as_ref(), &admin.org, patch).await {
+        Ok(settings) => Ok(Json(settings.into())),
+        Err(SettingsError::NotFound) => Err(Problem::not_found("no such org")),
+        Err(SettingsError::Store(e)) => Err(e.into()),
+        Err(e) => Err(Problem::invalid(e.to_string())),
+    }
+}
+
 /// The admin routes with their OpenAPI descriptions.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_invoice))
         .routes(routes!(get_invoice))
         .routes(routes!(list_payments))
+        .routes(routes!(get_settings, patch_settings))
 }
 
 /// The `admin` function's router.

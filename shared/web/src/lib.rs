@@ -3,8 +3,11 @@
 
 pub mod admin;
 mod auth;
+pub mod client;
+pub mod dev;
 pub mod idempotent;
 pub mod layers;
+mod pages;
 pub mod pay_now;
 pub mod problem;
 pub mod sandbox;
@@ -68,6 +71,10 @@ pub fn base_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 pub fn all_functions(state: AppState, extra: Router) -> Router {
     let (admin, _) = admin::routes().split_for_parts();
     let (pay_now, _) = pay_now::routes().split_for_parts();
-    let functions: Router = base_routes().merge(admin).merge(pay_now).with_state(state);
+    let functions: Router = base_routes()
+        .merge(admin)
+        .merge(pay_now)
+        .merge(pages::routes())
+        .with_state(state);
     layers::common(functions.merge(extra))
 }

@@ -4,18 +4,19 @@
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use domain::{Email, InvoiceNumber, OrgSlug, PaymentId, Secret, token_hash};
+use domain::{Email, InvoiceNumber, Money, OrgSlug, PaymentId, Secret, token_hash};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use app::pay_now::{PayCommand, PayError};
+use app::pay_now::{GuestInvoice, PayCommand, PayError};
 use app::ports::ChargeSource;
 
+use crate::client::ClientAddr;
 use crate::idempotent::{Finished, idempotent};
 use crate::views::{MoneyView, PaymentView};
 use crate::{ApiJson, AppState, Problem};
@@ -33,6 +34,39 @@ pub struct InvoiceSummary {
     pub due_date: Date,
     /// Whether an amount below the balance may be paid.
     pub allow_partial: bool,
+    /// Card surcharges the org adds (none by default); bank payments carry none.
+    pub card_surcharges: Vec<SurchargeView>,
+}
+
+/// One card surcharge rule and what it adds to the whole balance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurchargeView {
+    /// A card brand, or "*" for every card without a rule of its own.
+    pub brand: String,
+    /// The percentage, like "2.90".
+    pub percent: String,
+    pub fixed: Option<MoneyView>,
+    /// The surcharge on the whole balance.
+    pub on_balance: MoneyView,
+}
+
+/// The surcharge rules in the invoice's currency, for the page and the summary.
+pub(crate) fn surcharge_views(
+    rules: &[domain::SurchargeRule],
+    balance: Money,
+) -> Vec<SurchargeView> {
+    rules
+        .iter()
+        .map(|rule| SurchargeView {
+            brand: rule.brand.clone(),
+            percent: format!("{}.{:02}", rule.rate_bps / 100, rule.rate_bps % 100),
+            fixed: rule
+                .fixed
+                .filter(|f| f.currency() == balance.currency())
+                .map(Into::into),
+            on_balance: rule.on(balance).unwrap_or(balance).into(),
+        })
+        .collect()
 }
 
 /// The same answer for an unknown org and an unknown invoice: nobody learns which exists.
@@ -40,11 +74,11 @@ fn no_such_invoice() -> Problem {
     Problem::not_found("no such invoice")
 }
 
-fn parse_target(org: &str, invoice: &str) -> Result<(OrgSlug, InvoiceNumber), Problem> {
-    match (OrgSlug::parse(org), InvoiceNumber::parse(invoice)) {
-        (Ok(org), Ok(invoice)) => Ok((org, invoice)),
-        _ => Err(no_such_invoice()),
-    }
+pub(crate) fn parse_target(org: &str, invoice: &str) -> Option<(OrgSlug, InvoiceNumber)> {
+    Some((
+        OrgSlug::parse(org).ok()?,
+        InvoiceNumber::parse(invoice).ok()?,
+    ))
 }
 
 /// The invoice's balance now, as the accounting system reports it.
@@ -62,30 +96,17 @@ async fn summary(
     State(state): State<AppState>,
     Path((org, invoice)): Path<(String, String)>,
 ) -> Result<Json<InvoiceSummary>, Problem> {
-    let (org, number) = parse_target(&org, &invoice)?;
-    let org = state
-        .orgs
-        .get_org(&org)
-        .await?
-        .ok_or_else(no_such_invoice)?;
-    let read = state
-        .accounting
-        .read_invoice(&org.slug, &number)
+    let (org, number) = parse_target(&org, &invoice).ok_or_else(no_such_invoice)?;
+    let GuestInvoice { org, invoice } = app::pay_now::guest_invoice(&state, &org, &number)
         .await
-        .map_err(|e| Problem::unavailable(&e))?
-        .ok_or_else(no_such_invoice)?;
-    let invoice = read.invoice;
-    let status = if invoice.status == domain::InvoiceStatus::Open && invoice.amount_due.is_zero() {
-        domain::InvoiceStatus::Paid
-    } else {
-        invoice.status
-    };
+        .map_err(|e| pay_problem(&e))?;
     Ok(Json(InvoiceSummary {
+        card_surcharges: surcharge_views(&org.settings.surcharges, invoice.amount_due),
         org_name: org.name,
         invoice_number: invoice.number.to_string(),
         customer_name: invoice.customer_name,
         amount_due: invoice.amount_due.into(),
-        status: status.as_str().to_owned(),
+        status: invoice.status.as_str().to_owned(),
         due_date: invoice.due_date,
         allow_partial: org.settings.allow_partial,
     }))
@@ -105,7 +126,7 @@ pub struct PayBody {
     pub email: Option<String>,
 }
 
-fn pay_problem(e: &PayError) -> Problem {
+pub(crate) fn pay_problem(e: &PayError) -> Problem {
     let conflict = StatusCode::CONFLICT;
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     match e {
@@ -131,6 +152,22 @@ fn pay_problem(e: &PayError) -> Problem {
             "partial_not_allowed",
             "Partial payments are not accepted",
             format!("pay the whole balance of {balance}"),
+        ),
+        PayError::TooManyAttempts(wait) => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many failed payments",
+            format!(
+                "too many payments failed lately; try again in {} minutes or contact the business",
+                (wait.whole_seconds() + 59) / 60
+            ),
+        )
+        .with("retry_after", wait.whole_seconds()),
+        PayError::GatewayUnavailable => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway_unavailable",
+            "The payment service is unavailable",
+            "nothing was charged; try again in a minute",
         ),
         PayError::InvoiceBusy => Problem::new(
             conflict,
@@ -176,17 +213,18 @@ fn pay_problem(e: &PayError) -> Problem {
         (status = 404, description = "no such org or invoice", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "paid or void, or another payment in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "amount above the balance, or key reused", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many failed payments of this invoice or from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn pay(
     State(state): State<AppState>,
     Path((org, invoice)): Path<(String, String)>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PayBody>,
 ) -> Response {
-    let (org, number) = match parse_target(&org, &invoice) {
-        Ok(target) => target,
-        Err(p) => return p.into_response(),
+    let Some((org, number)) = parse_target(&org, &invoice) else {
+        return no_such_invoice().into_response();
     };
     let email = match body
         .email
@@ -234,6 +272,7 @@ async fn pay(
                 source: ChargeSource::Token(Secret::new(body.token)),
                 amount: body.amount,
                 receipt_email: email,
+                client: client.map(|ip| ip.to_string()),
             };
             match app::pay_now::pay(&worker, command).await {
                 Ok(payment) => Finished::Complete(
@@ -248,6 +287,11 @@ async fn pay(
                             serde_json::to_value(&problem).expect("problems serialize"),
                         ),
                         PayError::Unresolved(_) => Finished::Keep(problem.into_response()),
+                        PayError::TooManyAttempts(wait) => {
+                            let retry_after =
+                                [(header::RETRY_AFTER, wait.whole_seconds().to_string())];
+                            Finished::Release((retry_after, problem).into_response())
+                        }
                         _ => Finished::Release(problem.into_response()),
                     }
                 }
@@ -264,5 +308,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The `pay-now` function's router.
 pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
-    crate::layers::common(crate::base_routes().merge(api)).with_state(state)
+    let routes = crate::base_routes()
+        .merge(api)
+        .merge(crate::pages::routes());
+    crate::layers::common(routes).with_state(state)
 }

@@ -281,15 +281,17 @@ async fn main() {
         })
         .await,
     ];
-    rows.push(guest_payment(&store, runs).await);
+    rows.extend(guest_payment(&store, runs).await);
     for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
         row.print();
     }
 }
 
-/// A guest pays a ledger invoice in full through the pay-now router: Paybridge's own calls
-/// (the sandbox gateway stands in for an external gateway and is metered apart).
-async fn guest_payment(store: &Store, runs: usize) -> Row {
+/// A guest opens the Pay Now page of a ledger invoice, then pays it in full through the pay-now
+/// router with a receipt address, from a client address: Paybridge's own calls (the sandbox
+/// gateway stands in for an external gateway, and the local outbox for SES and EventBridge;
+/// both are metered apart).
+async fn guest_payment(store: &Store, runs: usize) -> [Row; 2] {
     use std::sync::Arc;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
     let ids: Arc<dyn Ids> = Arc::new(RandomIds);
@@ -297,7 +299,8 @@ async fn guest_payment(store: &Store, runs: usize) -> Row {
         gateways::SandboxGateway::new(store.separately_metered(), clock.clone(), ids.clone());
     let gateway =
         gateways::SandboxGateway::new(store.separately_metered(), clock.clone(), ids.clone());
-    let mut services = app::Services::over(store.clone(), Arc::new(gateway));
+    let outbox = Arc::new(store::Outbox::new(store));
+    let mut services = app::Services::over(store.clone(), Arc::new(gateway), outbox);
     services.clock = clock.clone();
     let router = web::pay_now::router(Arc::new(services));
     let org = OrgSlug::parse("bench").unwrap();
@@ -321,23 +324,40 @@ async fn guest_payment(store: &Store, runs: usize) -> Row {
             exp_year: 2030,
             cvc: "123".into(),
         };
-        tokens.push(sandbox.tokenize(card).await.unwrap().expose().clone());
+        tokens.push(sandbox.tokenize(card).await.unwrap().token.expose().clone());
     }
-    measure(store, "guest payment (pay-now API)", runs, |i| {
+    let page = measure(
+        store,
+        "Pay Now page (GET /pay/{org}/{invoice})",
+        runs,
+        |i| {
+            let router = router.clone();
+            async move {
+                let path = format!("/pay/bench/G-{i}");
+                let (status, _, _) = paybridge_tests::call(&router, "GET", &path, &[], None).await;
+                assert_eq!(status, 200);
+            }
+        },
+    )
+    .await;
+    let client: std::net::SocketAddr = "198.51.100.7:50000".parse().unwrap();
+    let payment = measure(store, "guest payment (pay-now API)", runs, |i| {
         let router = router.clone();
         let token = tokens[i].clone();
         async move {
-            let body = serde_json::json!({"token": token}).to_string();
-            let (status, _, _) = paybridge_tests::call(
+            let body = serde_json::json!({"token": token, "email": "payer@example.com"});
+            let (status, _, _) = paybridge_tests::call_from(
                 &router,
+                Some(client),
                 "POST",
                 &format!("/api/pay/bench/G-{i}"),
                 &[("idempotency-key", &format!("guest-{i}"))],
-                Some(serde_json::from_str(&body).unwrap()),
+                Some(body),
             )
             .await;
             assert_eq!(status, 201);
         }
     })
-    .await
+    .await;
+    [page, payment]
 }

@@ -1,0 +1,125 @@
+//! Guest velocity counters `VELOCITY#<key> / W#<window>` (expiring by TTL), read together with
+//! the org in one BatchGetItem: the guest payment's preflight.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
+use domain::OrgSlug;
+use time::OffsetDateTime;
+
+use app::ports::{GuestGuard, Preflight, StoreError, WindowCounts};
+
+use crate::Store;
+use crate::directory::{org_pk, read_org};
+use crate::error::sdk_error;
+use crate::item::{Attrs, Item, key, n};
+use crate::meter::Kind;
+use crate::table::{PK, SK, TTL};
+
+fn counter_key(key_text: &str, window: i64) -> Attrs {
+    key(format!("VELOCITY#{key_text}"), format!("W#{window}"))
+}
+
+fn key_of(attrs: &Attrs) -> Option<(String, String)> {
+    let item = Item(attrs);
+    Some((item.opt_s(PK)?.to_owned(), item.opt_s(SK)?.to_owned()))
+}
+
+#[async_trait]
+impl GuestGuard for Store {
+    async fn preflight(
+        &self,
+        org: &OrgSlug,
+        keys: &[String],
+        window_index: i64,
+    ) -> Result<Preflight, StoreError> {
+        let mut wanted = vec![key(org_pk(org), "ORG")];
+        for k in keys {
+            wanted.push(counter_key(k, window_index));
+            wanted.push(counter_key(k, window_index - 1));
+        }
+        // Eventually consistent reads at half the price: a counter a moment behind or settings
+        // a moment old are fine for a guard.
+        let mut found: HashMap<(String, String), Attrs> = HashMap::new();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(wanted))
+                .consistent_read(false)
+                .build()
+                .expect("keys are set"),
+        );
+        while let Some(request) = pending.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            self.meter.record(Kind::Read, out.consumed_capacity());
+            for attrs in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                if let Some(k) = key_of(&attrs) {
+                    found.insert(k, attrs);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
+        }
+        let count = |key_text: &str, window: i64| -> Result<u32, StoreError> {
+            let k = (format!("VELOCITY#{key_text}"), format!("W#{window}"));
+            match found.get(&k) {
+                None => Ok(0),
+                Some(attrs) => Ok(Item(attrs).u64("n")?.min(u64::from(u32::MAX)) as u32),
+            }
+        };
+        let declines = keys
+            .iter()
+            .map(|k| {
+                Ok(WindowCounts {
+                    current: count(k, window_index)?,
+                    previous: count(k, window_index - 1)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let org = found
+            .get(&(org_pk(org), "ORG".to_owned()))
+            .map(read_org)
+            .transpose()?;
+        Ok(Preflight { org, declines })
+    }
+
+    async fn record_decline(
+        &self,
+        keys: &[String],
+        window_index: i64,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        for k in keys {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(counter_key(k, window_index)))
+                .update_expression("ADD #n :one SET #ttl = :ttl")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":ttl", n(expires_at.unix_timestamp()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| sdk_error("UpdateItem", e))?;
+            self.meter.record(Kind::Write, out.consumed_capacity());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+// The Pay Now page: card or bank details go to the gateway's own tokenization script (never to
+// Paybridge); only the single-use token is posted to the payment API, with an Idempotency-Key
+// that a retry of the same attempt reuses, so a flaky network never charges twice.
+(function () {
+  "use strict";
+  var form = document.getElementById("pay-form");
+  if (!form) return;
+  var statusLine = document.getElementById("pay-status");
+  var button = form.querySelector("button[type=submit]");
+  var field = function (id) { var el = document.getElementById(id); return el ? el.value.trim() : ""; };
+  var kind = function () { var c = form.querySelector("input[name=method]:checked"); return c ? c.value : "card"; };
+
+  function show(text, isError) {
+    statusLine.textContent = text;
+    statusLine.className = isError ? "error" : "";
+  }
+
+  form.querySelectorAll("input[name=method]").forEach(function (radio) {
+    radio.addEventListener("change", function () {
+      document.getElementById("card-fields").hidden = kind() !== "card";
+      document.getElementById("bank-fields").hidden = kind() !== "bank";
+    });
+  });
+
+  // An attempt whose answer never arrived: sent again as it was (same token, same key).
+  var unanswered = null;
+  form.addEventListener("input", function () { unanswered = null; });
+
+  function details() {
+    if (kind() === "bank") {
+      return { routing_number: field("bank-routing"), account_number: field("bank-account"), account_holder: field("bank-holder") };
+    }
+    var exp = field("card-expiry").match(/^(\d{1,2})\s*\/?\s*(\d{2}|\d{4})$/);
+    if (!exp) throw new Error("Enter the card's expiry as MM/YY.");
+    var year = Number(exp[2]);
+    return { card_number: field("card-number"), exp_month: Number(exp[1]), exp_year: year < 100 ? 2000 + year : year, cvc: field("card-cvc") };
+  }
+
+  async function attempt() {
+    if (!unanswered) {
+      var tokenized = await window.PaybridgeGateway.tokenize(details());
+      var body = { token: tokenized.token };
+      var email = field("email");
+      if (email) body.email = email;
+      var amount = field("amount");
+      if (amount) body.amount = amount;
+      unanswered = { key: crypto.randomUUID(), body: JSON.stringify(body) };
+    }
+    var response = await fetch(form.dataset.payUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": unanswered.key },
+      body: unanswered.body,
+    });
+    unanswered = null;
+    var answer = await response.json();
+    if (response.status === 201) {
+      window.location.assign(form.dataset.receiptBase + encodeURIComponent(answer.id));
+      return;
+    }
+    show(answer.detail || answer.title || "The payment did not go through.", true);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    button.disabled = true;
+    show("Processing your payment...", false);
+    attempt().catch(function (error) {
+      show(error && error.message ? error.message : "Something went wrong; nothing was charged twice. Try again.", true);
+    }).finally(function () { button.disabled = false; });
+  });
+})();
