@@ -46,7 +46,8 @@ pub fn method_label(payment: &Payment) -> String {
     }
 }
 
-fn capitalised(word: &str) -> String {
+/// "visa" -> "Visa": brands as gateways name them, as people read them.
+pub fn capitalised(word: &str) -> String {
     let mut chars = word.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

@@ -12,7 +12,7 @@ use axum::{
 use domain::{InvoiceStatus, PaymentId, PaymentStatus};
 use serde::Deserialize;
 
-use app::notices::Receipt;
+use app::notices::{Receipt, capitalised};
 use app::pay_now::{GuestInvoice, PayError};
 
 use crate::AppState;
@@ -122,14 +122,6 @@ fn surcharge_lines(
             }
         })
         .collect()
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// `GET /pay/{org}/{invoice}`: the hosted Pay Now page.
