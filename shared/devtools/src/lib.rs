@@ -3,9 +3,11 @@
 pub mod dynamodb_local;
 pub mod moto;
 
-pub use dynamodb_local::{DynamoDbLocal, Storage, repo_root, shared_for_tests, tools_dir};
+pub use dynamodb_local::{DynamoDbLocal, Storage, shared_for_tests};
 pub use moto::{MotoServer, aws_client_config};
+pub use process::{repo_root, tools_dir};
 
+mod process;
 mod tables;
 
 pub use store::local_client;

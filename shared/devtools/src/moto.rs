@@ -4,24 +4,21 @@
 //! What moto did can be read back from its own API: [`sent_mail`] (SES) and [`archived_events`]
 //! (EventBridge, through an archive on the bus).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use serde::Deserialize;
 
-use crate::dynamodb_local::tools_dir;
+use crate::process::{Server, Spawned, install_lock, log_output, on_free_port, run, tools_dir};
 
 /// Pinned so that every machine mocks the same behaviour (research/local-stack.md section 3).
 const MOTO_PACKAGE: &str = "moto[server]==5.2.5";
-/// About 0.5 s idle, a few seconds while the machine compiles.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Env var that makes [`shared_for_tests`] use an already running moto.
 const TEST_ENDPOINT_ENV: &str = "PAYBRIDGE_TEST_MOTO_ENDPOINT";
 /// Runs `moto_server`'s main after starting a watcher that exits with the parent: test processes
@@ -47,44 +44,23 @@ from moto.server import main
 main(sys.argv[3:])
 "#;
 
-/// A running moto server; dropping it kills it.
+/// A running moto server; dropping it kills it and removes its log. moto keeps everything in
+/// memory: nothing is lost that a test would want.
 #[derive(Debug)]
 pub struct MotoServer {
-    endpoint: String,
-    child: Child,
-    log: PathBuf,
-    /// From spawning Python to the first answer (printed by the tests).
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
-    ready_after: Duration,
+    server: Server,
 }
 
 impl MotoServer {
     /// Installs moto if missing, starts it on a free port of 127.0.0.1, waits until it answers.
     pub fn start() -> io::Result<MotoServer> {
         let python = ensure_installed()?;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match launch(&python, free_port()?) {
-                // Taken between probing and moto binding it: try another one.
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempts < 3 => continue,
-                result => return result,
-            }
-        }
+        on_free_port(|port| launch(&python, port))
     }
 
     /// "http://127.0.0.1:PORT"
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-}
-
-impl Drop for MotoServer {
-    /// moto keeps everything in memory: nothing is lost that a test would want.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
+        &self.server.endpoint
     }
 }
 
@@ -94,20 +70,9 @@ impl Drop for MotoServer {
 /// The server is shared by every test of the process and never reset: tests tell their own
 /// records apart by unique names (a sender, a bus), not by an empty server.
 pub fn shared_for_tests() -> &'static str {
-    // The error is kept too, so every test fails fast with it instead of each retrying the install.
-    static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
-    let endpoint = ENDPOINT.get_or_init(|| match std::env::var(TEST_ENDPOINT_ENV) {
-        Ok(endpoint) if !endpoint.is_empty() => Ok(endpoint),
-        // Never dropped: the launcher exits when this test process does.
-        _ => MotoServer::start()
-            .map(|moto| Box::leak(Box::new(moto)).endpoint.clone())
-            .map_err(|e| e.to_string()),
-    });
-    endpoint.as_deref().unwrap_or_else(|e| {
-        panic!(
-            "cannot start moto for tests: {e}\n\
-             (or set {TEST_ENDPOINT_ENV}=http://127.0.0.1:PORT to use one that is already running)"
-        )
+    static SHARED: OnceLock<Result<String, String>> = OnceLock::new();
+    crate::process::shared_for_tests(&SHARED, TEST_ENDPOINT_ENV, "moto", || {
+        MotoServer::start().map(|moto| moto.server)
     })
 }
 
@@ -203,18 +168,7 @@ pub fn model_data(endpoint: &str) -> io::Result<serde_json::Value> {
 /// because the test binaries of one `cargo test` start at the same time.
 fn ensure_installed() -> io::Result<PathBuf> {
     let tools = tools_dir();
-    let lock_path = tools.join("moto.lock");
-    let lock = fs::create_dir_all(&tools)
-        // The lock file is never written: it only has to exist.
-        .and_then(|()| File::options().create(true).append(true).open(&lock_path))
-        .and_then(|lock| lock.lock().map(|()| lock))
-        .map_err(|e| {
-            let path = lock_path.display();
-            annotate(
-                e,
-                &format!("cannot lock {path} (PAYBRIDGE_TOOLS_DIR moves it)"),
-            )
-        })?;
+    let lock = install_lock(&tools, "moto")?;
 
     let venv = tools.join("moto-venv");
     let python = venv.join("bin/python");
@@ -242,40 +196,16 @@ fn ensure_installed() -> io::Result<PathBuf> {
     Ok(python)
 }
 
-/// Runs a setup command to completion; its output only matters when it fails.
-fn run(command: &mut Command, not_found: &str) -> io::Result<()> {
-    let output = command.stdin(Stdio::null()).output().map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            io::Error::new(e.kind(), not_found.to_owned())
-        } else {
-            e
-        }
-    })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(io::Error::other(format!(
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )))
-}
-
 /// moto on 127.0.0.1:`port`, exiting with process `parent` and logging to `log`.
 fn command(python: &Path, port: u16, parent: u32, log: &Path) -> io::Result<Command> {
-    let out =
-        File::create(log).map_err(|e| annotate(e, &format!("cannot create {}", log.display())))?;
     let mut command = Command::new(python);
     command
         .arg("-c")
         .arg(LAUNCHER)
         .arg(parent.to_string())
         .arg(log)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    log_output(&mut command, log)?;
     Ok(command)
 }
 
@@ -284,45 +214,21 @@ fn launch(python: &Path, port: u16) -> io::Result<MotoServer> {
     let logs = tools_dir().join("moto-logs");
     fs::create_dir_all(&logs)?;
     let log = logs.join(format!("{port}.log"));
-    let mut child = command(python, port, std::process::id(), &log)?.spawn()?;
+    let child = command(python, port, std::process::id(), &log)?.spawn()?;
+    let spawned = Spawned {
+        child,
+        name: "moto",
+        port,
+        log,
+        // Each start writes a new one; the launcher removes it too if we die first.
+        remove_log: true,
+        port_taken: &["Address already in use"],
+    };
     let endpoint = format!("http://127.0.0.1:{port}");
-    let spawned = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            let _ = fs::remove_file(&log);
-            let kind = if text.contains("Address already in use") {
-                io::ErrorKind::AddrInUse
-            } else {
-                io::ErrorKind::Other
-            };
-            return Err(io::Error::new(
-                kind,
-                format!("moto exited while starting on 127.0.0.1:{port} ({status}):\n{text}"),
-            ));
-        }
-        if spawned.elapsed() >= START_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "moto did not answer on 127.0.0.1:{port} within {} s; see {}",
-                    START_TIMEOUT.as_secs(),
-                    log.display()
-                ),
-            ));
-        }
-        if http_get(&endpoint, "/moto-api/", Duration::from_secs(2)).is_ok_and(|(s, _)| s == 200) {
-            return Ok(MotoServer {
-                endpoint,
-                child,
-                log,
-                ready_after: spawned.elapsed(),
-            });
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    let server = spawned.wait_ready(|_| {
+        http_get(&endpoint, "/moto-api/", Duration::from_secs(2)).is_ok_and(|(s, _)| s == 200)
+    })?;
+    Ok(MotoServer { server })
 }
 
 /// A GET over HTTP/1.0, so that the answer is never chunked: (status, body).
@@ -361,19 +267,13 @@ fn http_get(endpoint: &str, path: &str, timeout: Duration) -> io::Result<(u16, V
     Ok((status, response.split_off(head_end + 4)))
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-fn annotate(e: io::Error, context: &str) -> io::Error {
-    io::Error::new(e.kind(), format!("{context}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::free_port;
+    use std::net::{Ipv4Addr, TcpListener};
+    use std::thread;
+    use std::time::Instant;
 
     #[test]
     fn starts_on_loopback_and_stops_on_drop() {
@@ -381,7 +281,7 @@ mod tests {
         let moto = MotoServer::start().expect("start moto");
         println!(
             "moto: spawn to ready {:?}, start() total (with any install) {:?}, {}",
-            moto.ready_after,
+            moto.server.ready_after,
             started.elapsed(),
             moto.endpoint()
         );
@@ -389,7 +289,7 @@ mod tests {
         assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
         assert_eq!(sent_mail(&endpoint).expect("read moto's data"), vec![]);
 
-        let log = moto.log.clone();
+        let log = moto.server.log.clone();
         drop(moto);
         assert!(
             http_get(&endpoint, "/moto-api/", Duration::from_secs(2)).is_err(),
