@@ -37,10 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let outbox = Arc::new(store::Outbox::new(&store));
     store.ensure_table().await?;
-    let services = Arc::new(runtime::services_over(
-        store,
-        Arc::new(app::system::SystemClock),
-    ));
+    let mut services = runtime::services_over(store, Arc::new(app::system::SystemClock));
+    // Links in emails (invitations) point at this stack.
+    services.public_url = format!("http://127.0.0.1:{port}");
+    let services = Arc::new(services);
     let today = services.clock.now().date();
     let seeded = seed::seed(&services, today).await?;
 

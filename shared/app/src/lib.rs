@@ -1,6 +1,7 @@
 //! Paybridge's use cases over ports. No AWS, HTTP or Lambda crates: the compiler keeps it so.
 
 pub mod idempotency;
+pub mod invitations;
 pub mod ledger;
 pub mod notices;
 pub mod orgs;
@@ -9,6 +10,7 @@ pub mod pay_now;
 pub mod payments;
 pub mod ports;
 pub mod services;
+pub mod sessions;
 pub mod system;
 pub mod velocity;
 pub use services::Services;

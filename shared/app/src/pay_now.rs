@@ -315,8 +315,8 @@ async fn finish(
             if let Some(counted) = counted {
                 let expires = velocity::expires_at(counted.window);
                 if let Err(e) = s
-                    .guard
-                    .record_decline(&counted.keys, counted.window, expires)
+                    .counters
+                    .count_failure(&counted.keys, counted.window, expires)
                     .await
                 {
                     tracing::error!(payment = %payment.id, error = %e, "decline not counted");

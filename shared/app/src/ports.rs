@@ -506,9 +506,149 @@ pub trait GuestGuard: Send + Sync {
         keys: &[String],
         window_index: i64,
     ) -> Result<Preflight, StoreError>;
-    /// Counts one decline against every key in window `window_index`; the counters expire by
+}
+
+/// An invitation to become a member of an org, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub id: domain::InvitationId,
+    pub org: OrgSlug,
+    pub email: Email,
+    pub name: String,
+    pub role: domain::Role,
+    /// The customers a payer may pay for.
+    pub customer_ids: Vec<CustomerId>,
+    pub state: InvitationState,
+    /// SHA-256 of the link's token; a resend replaces it, so the old link stops working.
+    pub token_hash: String,
+    /// Who sent it, as the email names them ("Dana Admin", "the org's API").
+    pub invited_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Revoked,
+}
+
+impl Invitation {
+    /// pending, accepted, revoked, or expired (a pending one past its time).
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        match self.state {
+            InvitationState::Pending if self.expires_at <= now => "expired",
+            InvitationState::Pending => "pending",
+            InvitationState::Accepted => "accepted",
+            InvitationState::Revoked => "revoked",
+        }
+    }
+}
+
+/// What creating an invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewInvitation {
+    Created,
+    /// That email has a pending invitation to this org already (its id): reissue that one.
+    PendingExists(domain::InvitationId),
+}
+
+/// Who accepts: a new person (the user and its email marker are written with the membership)
+/// or a user that exists already (signed in with their password).
+#[derive(Debug, Clone)]
+pub enum Acceptor {
+    New(User),
+    Existing(UserId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptWriteError {
+    /// Accepted, revoked, reissued or expired meanwhile: the link is spent.
+    #[error("the invitation is no longer valid")]
+    Spent,
+    #[error("this person is a member of the org already")]
+    AlreadyMember,
+    /// A new person's email got an account meanwhile: sign in instead.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait InvitationRepo: Send + Sync {
+    /// Writes the invitation, its token and the marker that keeps one pending invitation per
+    /// email and org, in one transaction.
+    async fn create_invitation(&self, invitation: &Invitation)
+    -> Result<NewInvitation, StoreError>;
+    async fn get_invitation(
+        &self,
+        org: &OrgSlug,
+        id: &domain::InvitationId,
+    ) -> Result<Option<Invitation>, StoreError>;
+    async fn find_invitation_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Invitation>, StoreError>;
+    /// The org's invitations, newest first.
+    async fn list_invitations(&self, org: &OrgSlug) -> Result<Vec<Invitation>, StoreError>;
+    /// Replaces a pending invitation's token (and expiry, name, customers, role): the old
+    /// link stops working. Ok(false) when it is no longer pending.
+    async fn reissue_invitation(
+        &self,
+        updated: &Invitation,
+        old_token_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// Ok(false) when it is no longer pending.
+    async fn revoke_invitation(
+        &self,
+        invitation: &Invitation,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// In one transaction: the invitation accepted (only if still pending with this token and
+    /// unexpired), its token and marker gone, the membership, and for a new person the user
+    /// and its email marker.
+    async fn accept_invitation(
+        &self,
+        invitation: &Invitation,
+        acceptor: &Acceptor,
+        now: OffsetDateTime,
+    ) -> Result<(), AcceptWriteError>;
+}
+
+/// A signed-in session, stored under the SHA-256 of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub user: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    /// The end, however active the session is.
+    pub absolute_expiry: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn get_session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn touch_session(&self, token_hash: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+}
+
+/// Counters of failed attempts (declined guest payments, failed logins) in fixed windows, read
+/// as the current and the previous one.
+#[async_trait]
+pub trait AttemptCounters: Send + Sync {
+    async fn counts(
+        &self,
+        keys: &[String],
+        window_index: i64,
+    ) -> Result<Vec<WindowCounts>, StoreError>;
+    /// Counts one failure against every key in window `window_index`; the counters expire by
     /// themselves at `expires_at`.
-    async fn record_decline(
+    async fn count_failure(
         &self,
         keys: &[String],
         window_index: i64,

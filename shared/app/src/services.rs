@@ -17,10 +17,15 @@ pub struct Services {
     pub accounting: Arc<dyn Accounting>,
     pub attempts: Arc<dyn PaymentAttempts>,
     pub guard: Arc<dyn GuestGuard>,
+    pub counters: Arc<dyn AttemptCounters>,
+    pub invitations: Arc<dyn InvitationRepo>,
+    pub sessions: Arc<dyn SessionRepo>,
     pub gateway: Arc<dyn Gateway>,
     pub mailer: Arc<dyn Mailer>,
     pub events: Arc<dyn EventPublisher>,
     pub clock: Arc<dyn Clock>,
+    /// Where people reach Paybridge (links in emails): `PUBLIC_URL`, no trailing slash.
+    pub public_url: String,
     pub ids: Arc<dyn Ids>,
 }
 
@@ -40,6 +45,9 @@ impl Services {
             + Accounting
             + PaymentAttempts
             + GuestGuard
+            + AttemptCounters
+            + InvitationRepo
+            + SessionRepo
             + Clone
             + 'static,
     {
@@ -53,11 +61,15 @@ impl Services {
             idempotency: Arc::new(store.clone()),
             accounting: Arc::new(store.clone()),
             attempts: Arc::new(store.clone()),
-            guard: Arc::new(store),
+            guard: Arc::new(store.clone()),
+            counters: Arc::new(store.clone()),
+            invitations: Arc::new(store.clone()),
+            sessions: Arc::new(store),
             gateway,
             mailer: notify.clone(),
             events: notify,
             clock: Arc::new(SystemClock),
+            public_url: "http://127.0.0.1:3000".to_owned(),
             ids: Arc::new(RandomIds),
         }
     }

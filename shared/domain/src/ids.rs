@@ -82,6 +82,10 @@ typed_id!(
     PaymentId, "pay_", "payment"
 );
 typed_id!(
+    /// An emailed invitation to join an org (its secret link token is kept only as a hash).
+    InvitationId, "inv_", "invitation"
+);
+typed_id!(
     /// An org API key (the id is public; the secret is shown once and kept only as a hash).
     ApiKeyId, "key_", "API key"
 );

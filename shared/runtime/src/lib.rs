@@ -48,6 +48,8 @@ pub struct Config {
     /// EVENT_BUS_NAME: the EventBridge bus for domain events. Required under Lambda; elsewhere
     /// unset means events go to the local outbox.
     pub event_bus_name: Option<String>,
+    /// PUBLIC_URL: where people reach Paybridge, for links in emails (no trailing slash).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -104,7 +106,20 @@ impl Config {
             "EVENT_BUS_NAME",
             "the EventBridge bus for events (on Lambda)",
         )?;
+        let public_url = get("PUBLIC_URL")
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| u.trim().trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "PUBLIC_URL",
+                value: url.clone(),
+                why: "a URL like https://pay.example.com",
+            });
+        }
         Ok(Config {
+            public_url,
             table_name,
             listen: SocketAddr::new(bind, port),
             log_format,
@@ -180,6 +195,8 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
                 if let Some(ip) = source_ip {
                     request.extensions_mut().insert(web::client::SourceIp(ip));
                 }
+                // API Gateway answers only HTTPS: cookies get Secure and `__Host-`.
+                request.extensions_mut().insert(web::client::Https);
                 request
             },
         ));
@@ -207,6 +224,9 @@ pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
         store_over(&aws, config),
         std::sync::Arc::new(app::system::SystemClock),
     );
+    if let Some(url) = &config.public_url {
+        services.public_url = url.clone();
+    }
     match &config.mail_from {
         Some(from) => {
             tracing::info!(from = %from, "mail through SES");

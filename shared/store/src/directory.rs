@@ -83,7 +83,7 @@ pub(crate) fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
     })
 }
 
-fn user_item(user: &User) -> Attrs {
+pub(crate) fn user_item(user: &User) -> Attrs {
     let mut item = key(user_pk(&user.id), "USER");
     item.extend([
         ("type".into(), s("user")),
@@ -109,7 +109,7 @@ fn read_user(attrs: &Attrs) -> Result<User, StoreError> {
     })
 }
 
-fn email_marker(user: &User) -> Attrs {
+pub(crate) fn email_marker(user: &User) -> Attrs {
     let mut item = key(email_pk(&user.email), "EMAIL");
     item.extend([
         ("type".into(), s("email")),
@@ -118,7 +118,7 @@ fn email_marker(user: &User) -> Attrs {
     item
 }
 
-fn member_item(user: &UserId, m: &Membership, now: OffsetDateTime) -> Attrs {
+pub(crate) fn member_item(user: &UserId, m: &Membership, now: OffsetDateTime) -> Attrs {
     let mut item = key(org_pk(&m.org), format!("MEMBER#{user}"));
     item.extend([
         ("type".into(), s("member")),
@@ -154,7 +154,7 @@ fn read_member(attrs: &Attrs) -> Result<(UserId, Membership), StoreError> {
     ))
 }
 
-fn put_if_absent(table: &str, item: Attrs) -> TransactWriteItem {
+pub(crate) fn put_if_absent(table: &str, item: Attrs) -> TransactWriteItem {
     TransactWriteItem::builder()
         .put(
             Put::builder()

@@ -4,12 +4,14 @@
 mod directory;
 mod error;
 mod idempotency;
+mod invitations;
 mod item;
 mod ledger;
 mod meter;
 mod outbox;
 mod payments;
 pub mod sandbox;
+mod sessions;
 pub mod table;
 mod velocity;
 

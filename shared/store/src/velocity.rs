@@ -1,5 +1,5 @@
-//! Guest velocity counters `VELOCITY#<key> / W#<window>` (expiring by TTL), read together with
-//! the org in one BatchGetItem: the guest payment's preflight.
+//! Failure counters `VELOCITY#<key> / W#<window>` (expiring by TTL): declined guest payments
+//! and failed logins. A guest payment reads them together with the org in one BatchGetItem.
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
 use domain::OrgSlug;
 use time::OffsetDateTime;
 
-use app::ports::{GuestGuard, Preflight, StoreError, WindowCounts};
+use app::ports::{AttemptCounters, GuestGuard, Preflight, StoreError, WindowCounts};
 
 use crate::Store;
 use crate::directory::{org_pk, read_org};
@@ -26,22 +26,14 @@ fn key_of(attrs: &Attrs) -> Option<(String, String)> {
     Some((item.opt_s(PK)?.to_owned(), item.opt_s(SK)?.to_owned()))
 }
 
-#[async_trait]
-impl GuestGuard for Store {
-    async fn preflight(
-        &self,
-        org: &OrgSlug,
-        keys: &[String],
-        window_index: i64,
-    ) -> Result<Preflight, StoreError> {
-        let mut wanted = vec![key(org_pk(org), "ORG")];
-        for k in keys {
-            wanted.push(counter_key(k, window_index));
-            wanted.push(counter_key(k, window_index - 1));
-        }
-        // Eventually consistent reads at half the price: a counter a moment behind or settings
-        // a moment old are fine for a guard.
-        let mut found: HashMap<(String, String), Attrs> = HashMap::new();
+type Found = HashMap<(String, String), Attrs>;
+
+impl Store {
+    /// Reads items by key in one BatchGetItem (more only for what DynamoDB leaves unprocessed).
+    /// Eventually consistent, at half the price: a counter a moment behind, or settings a moment
+    /// old, are fine for a guard.
+    async fn batch_get(&self, wanted: Vec<Attrs>) -> Result<Found, StoreError> {
+        let mut found = Found::new();
         let mut pending = Some(
             KeysAndAttributes::builder()
                 .set_keys(Some(wanted))
@@ -59,12 +51,12 @@ impl GuestGuard for Store {
                 .await
                 .map_err(|e| sdk_error("BatchGetItem", e))?;
             self.meter.record(Kind::Read, out.consumed_capacity());
-            for attrs in out
+            let items = out
                 .responses
                 .unwrap_or_default()
                 .remove(&self.table)
-                .unwrap_or_default()
-            {
+                .unwrap_or_default();
+            for attrs in items {
                 if let Some(k) = key_of(&attrs) {
                     found.insert(k, attrs);
                 }
@@ -74,30 +66,77 @@ impl GuestGuard for Store {
                 .and_then(|mut u| u.remove(&self.table))
                 .filter(|k| !k.keys().is_empty());
         }
-        let count = |key_text: &str, window: i64| -> Result<u32, StoreError> {
-            let k = (format!("VELOCITY#{key_text}"), format!("W#{window}"));
-            match found.get(&k) {
-                None => Ok(0),
-                Some(attrs) => Ok(Item(attrs).u64("n")?.min(u64::from(u32::MAX)) as u32),
-            }
-        };
-        let declines = keys
-            .iter()
-            .map(|k| {
-                Ok(WindowCounts {
-                    current: count(k, window_index)?,
-                    previous: count(k, window_index - 1)?,
-                })
+        Ok(found)
+    }
+}
+
+fn counter_keys(keys: &[String], window_index: i64) -> impl Iterator<Item = Attrs> + '_ {
+    keys.iter().flat_map(move |k| {
+        [
+            counter_key(k, window_index),
+            counter_key(k, window_index - 1),
+        ]
+    })
+}
+
+fn window_counts(
+    found: &Found,
+    keys: &[String],
+    window_index: i64,
+) -> Result<Vec<WindowCounts>, StoreError> {
+    let count = |key_text: &str, window: i64| -> Result<u32, StoreError> {
+        let k = (format!("VELOCITY#{key_text}"), format!("W#{window}"));
+        match found.get(&k) {
+            None => Ok(0),
+            Some(attrs) => Ok(Item(attrs).u64("n")?.min(u64::from(u32::MAX)) as u32),
+        }
+    };
+    keys.iter()
+        .map(|k| {
+            Ok(WindowCounts {
+                current: count(k, window_index)?,
+                previous: count(k, window_index - 1)?,
             })
-            .collect::<Result<_, StoreError>>()?;
+        })
+        .collect()
+}
+
+#[async_trait]
+impl GuestGuard for Store {
+    async fn preflight(
+        &self,
+        org: &OrgSlug,
+        keys: &[String],
+        window_index: i64,
+    ) -> Result<Preflight, StoreError> {
+        let mut wanted = vec![key(org_pk(org), "ORG")];
+        wanted.extend(counter_keys(keys, window_index));
+        let found = self.batch_get(wanted).await?;
         let org = found
             .get(&(org_pk(org), "ORG".to_owned()))
             .map(read_org)
             .transpose()?;
-        Ok(Preflight { org, declines })
+        Ok(Preflight {
+            org,
+            declines: window_counts(&found, keys, window_index)?,
+        })
+    }
+}
+
+#[async_trait]
+impl AttemptCounters for Store {
+    async fn counts(
+        &self,
+        keys: &[String],
+        window_index: i64,
+    ) -> Result<Vec<WindowCounts>, StoreError> {
+        let found = self
+            .batch_get(counter_keys(keys, window_index).collect())
+            .await?;
+        window_counts(&found, keys, window_index)
     }
 
-    async fn record_decline(
+    async fn count_failure(
         &self,
         keys: &[String],
         window_index: i64,

@@ -9,9 +9,13 @@ use domain::OrgSlug;
 
 use crate::{AppState, Problem};
 
-/// An authenticated caller acting for the org named in the URL.
+/// An authenticated caller acting for the org named in the URL: the org's API key, or a
+/// signed-in admin of that org.
 pub struct OrgAdmin {
     pub org: OrgSlug,
+    /// Who acted, for the org's emails: the admin's name; None for the org's API key (the
+    /// emails then name the org).
+    pub acting: Option<String>,
 }
 
 impl FromRequestParts<AppState> for OrgAdmin {
@@ -26,12 +30,14 @@ impl FromRequestParts<AppState> for OrgAdmin {
             .find(|(name, _)| *name == "org")
             .and_then(|(_, value)| OrgSlug::parse(value).ok())
             .ok_or_else(|| Problem::not_found("no such org"))?;
-        let presented = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(Problem::unauthorized)?;
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(presented) = bearer else {
+            return admin_by_session(parts, state, org).await;
+        };
         let key = app::orgs::authenticate_api_key(state.api_keys.as_ref(), presented.trim())
             .await?
             .ok_or_else(Problem::unauthorized)?;
@@ -39,6 +45,23 @@ impl FromRequestParts<AppState> for OrgAdmin {
         if key.org != org {
             return Err(Problem::not_found("no such org"));
         }
-        Ok(OrgAdmin { org })
+        Ok(OrgAdmin { org, acting: None })
+    }
+}
+
+/// A signed-in admin of `org`; anyone else learns nothing about the org (404).
+async fn admin_by_session(
+    parts: &mut Parts,
+    state: &AppState,
+    org: OrgSlug,
+) -> Result<OrgAdmin, Problem> {
+    let signed_in = crate::session::SignedIn::from_request_parts(parts, state).await?;
+    let membership = state.members.membership(&org, &signed_in.user.id).await?;
+    match membership {
+        Some(m) if m.role == domain::Role::Admin => Ok(OrgAdmin {
+            org,
+            acting: Some(signed_in.user.name),
+        }),
+        _ => Err(Problem::not_found("no such org")),
     }
 }

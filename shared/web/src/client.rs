@@ -30,3 +30,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(ClientAddr(from_host.or_else(peer)))
     }
 }
+
+/// Put on a request by a host that received it over HTTPS (API Gateway always does): cookies
+/// are then Secure and the session cookie takes the `__Host-` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https;

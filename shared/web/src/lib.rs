@@ -1,16 +1,20 @@
 //! Paybridge's HTTP layer: one router per function, the layers they share, problem+json errors,
 //! and the OpenAPI document generated from the routes themselves.
 
+pub mod accept;
 pub mod admin;
 mod auth;
 pub mod client;
 pub mod dev;
 pub mod idempotent;
+pub mod invite;
 pub mod layers;
 mod pages;
 pub mod pay_now;
+pub mod portal;
 pub mod problem;
 pub mod sandbox;
+pub mod session;
 pub mod views;
 
 use std::sync::Arc;
@@ -52,6 +56,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(admin::routes().split_for_parts().1);
     doc.merge(pay_now::routes().split_for_parts().1);
+    doc.merge(invite::routes().split_for_parts().1);
+    doc.merge(portal::routes().split_for_parts().1);
+    doc.merge(accept::routes().split_for_parts().1);
     doc
 }
 
@@ -71,9 +78,16 @@ pub fn base_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 pub fn all_functions(state: AppState, extra: Router) -> Router {
     let (admin, _) = admin::routes().split_for_parts();
     let (pay_now, _) = pay_now::routes().split_for_parts();
+    let (invite, _) = invite::routes().split_for_parts();
+    let (portal, _) = portal::routes().split_for_parts();
+    let (accept, _) = accept::routes().split_for_parts();
     let functions: Router = base_routes()
         .merge(admin)
         .merge(pay_now)
+        .merge(invite)
+        .merge(portal)
+        .merge(accept)
+        .merge(accept::pages())
         .merge(pages::routes())
         .with_state(state);
     layers::common(functions.merge(extra))

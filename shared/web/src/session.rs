@@ -1,0 +1,143 @@
+//! Sessions in cookies, and CSRF for form posts.
+//!
+//! The session cookie is HttpOnly and SameSite=Lax; over HTTPS (every deployed request) it is
+//! also Secure and named `__Host-session`, which browsers only accept from the host itself
+//! with Path=/. The local stack serves plain HTTP on 127.0.0.1, so there it is `session`.
+//! Form posts carry a CSRF token that must equal the one in the `csrf` cookie (double submit):
+//! another site can make a browser post a form, but cannot read or set our cookie.
+
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
+use domain::Secret;
+use subtle::ConstantTimeEq;
+
+use crate::client::Https;
+use crate::{AppState, Problem};
+
+pub const LOCAL_SESSION_COOKIE: &str = "session";
+pub const SECURE_SESSION_COOKIE: &str = "__Host-session";
+const CSRF_COOKIE: &str = "csrf";
+
+/// Whether the request arrived over HTTPS (the host says so: the Lambda runtime).
+pub fn is_https(parts: &Parts) -> bool {
+    parts.extensions.get::<Https>().is_some()
+}
+
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_SESSION_COOKIE
+    } else {
+        LOCAL_SESSION_COOKIE
+    }
+}
+
+/// A cookie's value from the request's Cookie headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// A Set-Cookie value: HttpOnly, SameSite=Lax, Secure over HTTPS; `max_age` 0 removes it.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, https: bool) -> HeaderValue {
+    let secure = if https { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .expect("cookie values are header-safe")
+}
+
+/// The Set-Cookie of a new session.
+pub fn session_set_cookie(token: &Secret<String>, https: bool) -> HeaderValue {
+    let max_age = app::sessions::ABSOLUTE.whole_seconds();
+    set_cookie(
+        session_cookie_name(https),
+        token.expose(),
+        "/",
+        max_age,
+        https,
+    )
+}
+
+pub fn session_clear_cookie(https: bool) -> HeaderValue {
+    set_cookie(session_cookie_name(https), "", "/", 0, https)
+}
+
+/// The session token the request presents, if any.
+pub fn session_token(parts: &Parts) -> Option<&str> {
+    cookie(&parts.headers, session_cookie_name(is_https(parts))).filter(|t| !t.is_empty())
+}
+
+/// A signed-in person (a live session).
+pub struct SignedIn {
+    pub user: app::ports::User,
+    pub https: bool,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token = session_token(parts).ok_or_else(Problem::unauthorized)?;
+        let user = app::sessions::resolve(state, token)
+            .await?
+            .ok_or_else(Problem::unauthorized)?;
+        Ok(SignedIn {
+            user,
+            https: is_https(parts),
+        })
+    }
+}
+
+/// The CSRF token of this browser (from its cookie), or a new one to set with the form.
+pub struct Csrf {
+    pub token: String,
+    /// Set-Cookie to send when the token is new.
+    pub set: Option<HeaderValue>,
+}
+
+impl Csrf {
+    pub fn for_form(parts_headers: &HeaderMap, https: bool, ids: &dyn app::ports::Ids) -> Csrf {
+        match cookie(parts_headers, CSRF_COOKIE).filter(|t| t.len() >= 32) {
+            Some(token) => Csrf {
+                token: token.to_owned(),
+                set: None,
+            },
+            None => {
+                let token = ids.secret().expose().clone();
+                let set = set_cookie(CSRF_COOKIE, &token, "/", 60 * 60 * 12, https);
+                Csrf {
+                    token,
+                    set: Some(set),
+                }
+            }
+        }
+    }
+
+    /// Whether a posted form's token matches the browser's cookie.
+    pub fn verify(headers: &HeaderMap, posted: &str) -> bool {
+        cookie(headers, CSRF_COOKIE).is_some_and(|expected| {
+            expected.len() >= 32 && bool::from(expected.as_bytes().ct_eq(posted.as_bytes()))
+        })
+    }
+}
+
+/// Whether the request came over HTTPS, as an extractor.
+pub struct Transport {
+    pub https: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Transport {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Transport {
+            https: is_https(parts),
+        })
+    }
+}
