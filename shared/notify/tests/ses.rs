@@ -75,3 +75,59 @@ async fn an_unverified_sender_is_an_error_without_the_mail_in_it() {
     let sent = moto::sent_mail(endpoint).expect("read moto's sent mail");
     assert!(sent.iter().all(|m| m.source != from), "{sent:#?}");
 }
+
+/// The invitation email as Paybridge renders it, through SES: the payer can read the link.
+#[tokio::test]
+async fn an_invitation_email_reaches_ses_with_its_accept_link() {
+    use app::ports::{Invitation, InvitationState};
+    let endpoint = moto::shared_for_tests();
+    let client = ses(endpoint);
+    let from = format!("{}@billing.paybridge.test", unique("invites"));
+    client
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("moto verifies the sender at once");
+    let now = time::OffsetDateTime::now_utc();
+    let to = format!("{}@harbor.test", unique("pat"));
+    let invitation = Invitation {
+        id: domain::InvitationId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+        org: domain::OrgSlug::parse("demo").unwrap(),
+        email: Email::parse(&to).unwrap(),
+        name: "Pat Lee".into(),
+        role: domain::Role::Payer,
+        customer_ids: vec![],
+        state: InvitationState::Pending,
+        token_hash: "0".repeat(64),
+        invited_by: "Dana Admin".into(),
+        created_at: now,
+        expires_at: now + time::Duration::days(7),
+        updated_at: now,
+    };
+    let link = "https://pay.example.com/invite/tok_example";
+    let message = app::invitations::invitation_email(&invitation, "Demo IT Services", link);
+
+    SesMailer::new(client, &from, None)
+        .send(&message)
+        .await
+        .expect("SES accepts the invitation");
+
+    let sent: Vec<_> = moto::sent_mail(endpoint)
+        .expect("read moto's sent mail")
+        .into_iter()
+        .filter(|m| m.source == from)
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].subject,
+        "Demo IT Services invited you to pay your invoices online"
+    );
+    assert_eq!(sent[0].destinations.to, vec![to]);
+    assert!(
+        sent[0].body.contains(&format!("href=\"{link}\"")),
+        "{}",
+        sent[0].body
+    );
+    assert!(sent[0].body.contains("Dana Admin invited you"));
+}
