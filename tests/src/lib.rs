@@ -215,6 +215,42 @@ pub async fn call_from(
     headers: &[(&str, &str)],
     body: Option<serde_json::Value>,
 ) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    let body = body.map(|json| ("application/json", json.to_string()));
+    let (status, headers, bytes) = send(router, client, method, path, headers, body).await;
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, headers, json)
+}
+
+/// Calls a router with a body of any type (a form post, say); answers the body as text.
+pub async fn call_text(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> (http::StatusCode, http::HeaderMap, String) {
+    let (status, headers, bytes) = send(router, None, method, path, headers, body).await;
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// One request through the router: `body` is its content type and content.
+async fn send(
+    router: &axum::Router,
+    client: Option<std::net::SocketAddr>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> (http::StatusCode, http::HeaderMap, axum::body::Bytes) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let mut request = http::Request::builder().method(method).uri(path);
@@ -225,9 +261,9 @@ pub async fn call_from(
         request = request.header(*name, *value);
     }
     let body = match body {
-        Some(json) => {
-            request = request.header(http::header::CONTENT_TYPE, "application/json");
-            axum::body::Body::from(json.to_string())
+        Some((content_type, content)) => {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+            axum::body::Body::from(content)
         }
         None => axum::body::Body::empty(),
     };
@@ -238,11 +274,5 @@ pub async fn call_from(
         .unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (parts.status, parts.headers, json)
+    (parts.status, parts.headers, bytes)
 }

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use app::system::FixedClock;
 use axum::Router;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::BodyExt;
-use paybridge_tests::{NOW, World, call};
+use paybridge_tests::{NOW, World, call, call_text};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 fn bearer(key: &str) -> String {
     format!("Bearer {key}")
@@ -74,29 +72,12 @@ async fn raw(
     cookie: &str,
     form: Option<&str>,
 ) -> (StatusCode, HeaderMap, String) {
-    let mut request = http::Request::builder().method(method).uri(path);
-    if !cookie.is_empty() {
-        request = request.header(header::COOKIE, cookie);
-    }
-    let body = match form {
-        Some(form) => {
-            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-            axum::body::Body::from(form.to_owned())
-        }
-        None => axum::body::Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+    let headers: Vec<(&str, &str)> = [("cookie", cookie)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let body = form.map(|f| ("application/x-www-form-urlencoded", f.to_owned()));
+    call_text(router, method, path, &headers, body).await
 }
 
 async fn me(router: &Router, cookie: &str) -> (StatusCode, Value) {

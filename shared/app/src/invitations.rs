@@ -98,7 +98,7 @@ pub async fn invite(s: &Services, cmd: InviteCommand) -> Result<Sent, InviteErro
         token_hash: token_hash(token.expose()),
         invited_by: cmd.invited_by.unwrap_or_else(|| org.name.clone()),
         created_at: now,
-        expires_at: now + Duration::days(i64::from(org.settings.invite_ttl_days)),
+        expires_at: now + lifetime(&org),
         updated_at: now,
     };
     let (invitation, reissued) = match s.invitations.create_invitation(&invitation).await? {
@@ -114,13 +114,7 @@ pub async fn invite(s: &Services, cmd: InviteCommand) -> Result<Sent, InviteErro
                 created_at: existing.created_at,
                 ..invitation
             };
-            if !s
-                .invitations
-                .reissue_invitation(&updated, &existing.token_hash)
-                .await?
-            {
-                return Err(InviteError::NotPending(existing.status(now)));
-            }
+            reissue(s, &existing, &updated).await?;
             (updated, true)
         }
     };
@@ -130,6 +124,28 @@ pub async fn invite(s: &Services, cmd: InviteCommand) -> Result<Sent, InviteErro
         reissued,
         emailed,
     })
+}
+
+/// How long the org's invitations stay valid.
+fn lifetime(org: &domain::Org) -> Duration {
+    Duration::days(i64::from(org.settings.invite_ttl_days))
+}
+
+/// Replaces `existing`'s token (and what else `updated` changes): its old link stops working.
+async fn reissue(
+    s: &Services,
+    existing: &Invitation,
+    updated: &Invitation,
+) -> Result<(), InviteError> {
+    if s.invitations
+        .reissue_invitation(updated, &existing.token_hash)
+        .await?
+    {
+        Ok(())
+    } else {
+        // Accepted or revoked since it was read.
+        Err(InviteError::NotPending("no longer pending"))
+    }
 }
 
 /// A new link for a pending invitation (the old one stops working), sent again.
@@ -152,18 +168,12 @@ pub async fn resend(
     let token = s.ids.secret();
     let updated = Invitation {
         token_hash: token_hash(token.expose()),
-        expires_at: now + Duration::days(i64::from(org.settings.invite_ttl_days)),
+        expires_at: now + lifetime(&org),
         updated_at: now,
         invited_by: invited_by.unwrap_or_else(|| org.name.clone()),
         ..existing.clone()
     };
-    if !s
-        .invitations
-        .reissue_invitation(&updated, &existing.token_hash)
-        .await?
-    {
-        return Err(InviteError::NotPending("no longer pending"));
-    }
+    reissue(s, &existing, &updated).await?;
     let emailed = send_invitation(s, &updated, &org.name, &token).await;
     Ok(Sent {
         invitation: updated,

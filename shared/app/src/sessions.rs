@@ -62,9 +62,8 @@ pub async fn login(
     password: &Secret<String>,
     client: Option<&str>,
 ) -> Result<(Secret<String>, User), LoginError> {
-    let normalised = Email::parse(email)
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let email = Email::parse(email).ok();
+    let normalised = email.as_ref().map(Email::to_string).unwrap_or_default();
     let now = s.clock.now();
     let limits = login_keys(&normalised, client);
     let keys: Vec<String> = limits.iter().map(|(k, _)| k.clone()).collect();
@@ -73,9 +72,9 @@ pub async fn login(
     if let Some(wait) = velocity::refusal(&limits, &counts, now) {
         return Err(LoginError::TooMany(wait));
     }
-    let user = match Email::parse(email) {
-        Ok(email) => s.users.find_user_by_email(&email).await?,
-        Err(_) => None,
+    let user = match &email {
+        Some(email) => s.users.find_user_by_email(email).await?,
+        None => None,
     };
     let stored = user
         .as_ref()

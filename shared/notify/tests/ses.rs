@@ -14,6 +14,18 @@ fn ses(endpoint: &str) -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::new(&devtools::aws_client_config(endpoint))
 }
 
+/// A sender address that moto has verified, new for this test.
+async fn verified_sender(client: &aws_sdk_sesv2::Client, prefix: &str) -> String {
+    let from = format!("{}@billing.paybridge.test", unique(prefix));
+    client
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("moto verifies the sender at once");
+    from
+}
+
 fn receipt(to: &str) -> EmailMessage {
     EmailMessage {
         to: Email::parse(to).unwrap(),
@@ -27,13 +39,7 @@ fn receipt(to: &str) -> EmailMessage {
 async fn a_verified_sender_delivers_subject_recipient_and_html() {
     let endpoint = moto::shared_for_tests();
     let client = ses(endpoint);
-    let from = format!("{}@billing.paybridge.test", unique("receipts"));
-    client
-        .create_email_identity()
-        .email_identity(&from)
-        .send()
-        .await
-        .expect("moto verifies the sender at once");
+    let from = verified_sender(&client, "receipts").await;
     let message = receipt(&format!("{}@kiwi.test", unique("payer")));
 
     SesMailer::new(client, &from, None)
@@ -82,13 +88,7 @@ async fn an_invitation_email_reaches_ses_with_its_accept_link() {
     use app::ports::{Invitation, InvitationState};
     let endpoint = moto::shared_for_tests();
     let client = ses(endpoint);
-    let from = format!("{}@billing.paybridge.test", unique("invites"));
-    client
-        .create_email_identity()
-        .email_identity(&from)
-        .send()
-        .await
-        .expect("moto verifies the sender at once");
+    let from = verified_sender(&client, "invites").await;
     let now = time::OffsetDateTime::now_utc();
     let to = format!("{}@harbor.test", unique("pat"));
     let invitation = Invitation {

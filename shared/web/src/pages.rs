@@ -72,7 +72,6 @@ struct PayPage {
     org_name: String,
     org_slug: String,
     invoice_number: String,
-    invoice_number_url: String,
     customer_name: String,
     amount_due: String,
     amount_due_plain: String,
@@ -148,7 +147,6 @@ async fn pay_page(
         &PayPage {
             org_slug: org.slug.to_string(),
             invoice_number: invoice.number.to_string(),
-            invoice_number_url: invoice.number.to_string(),
             customer_name: invoice.customer_name,
             amount_due: balance.to_string(),
             amount_due_plain: balance.amount_string(),
