@@ -105,6 +105,23 @@ impl World {
             .unwrap()
     }
 
+    /// The accept link (its path) in the newest email to `to`; both parts of the email have it.
+    pub async fn link_in_mail(&self, to: &str) -> String {
+        let mail = self.outbox().await;
+        let message = &mail
+            .iter()
+            .find(|m| m.message.to.as_str() == to)
+            .expect("an email")
+            .message;
+        let start = message.text.find("http://").expect("a link");
+        let link = message.text[start..].split_whitespace().next().unwrap();
+        assert!(
+            message.html.contains(link),
+            "the HTML part has the same link"
+        );
+        link.trim_start_matches("http://127.0.0.1:3000").to_owned()
+    }
+
     /// Events the local event log holds, newest first.
     pub async fn events(&self) -> Vec<app::ports::DomainEvent> {
         use app::ports::DevOutbox;
@@ -275,4 +292,101 @@ async fn send(
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     (parts.status, parts.headers, bytes)
+}
+
+/// Every Set-Cookie name=value of a response (but removals), as one Cookie header.
+pub fn cookies(headers: &http::HeaderMap) -> String {
+    headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .filter(|pair| !pair.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A browser on the router: it keeps the cookies that responses set (and drops those they
+/// clear) and sends them back, and posts forms as browsers do. It does not follow redirects,
+/// so that tests can see them.
+pub struct Browser {
+    router: axum::Router,
+    jar: std::collections::BTreeMap<String, String>,
+}
+
+/// What a page request answered: status, headers and the body as text.
+pub struct Page {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// Where a redirect goes.
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(http::header::LOCATION)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+impl Browser {
+    pub fn new(router: axum::Router) -> Browser {
+        Browser {
+            router,
+            jar: Default::default(),
+        }
+    }
+
+    /// A cookie the browser holds.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.jar.get(name).map(String::as_str)
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.request("GET", path, None).await
+    }
+
+    /// Posts a form with these fields (URL-encoded) and the CSRF token this browser holds.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.cookie("csrf").unwrap_or_default().to_owned();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let body = serde_urlencoded::to_string(&all).unwrap();
+        self.post_raw(path, body).await
+    }
+
+    /// Posts a form body exactly as given (a forged form, say).
+    pub async fn post_raw(&mut self, path: &str, body: String) -> Page {
+        let form = ("application/x-www-form-urlencoded", body);
+        self.request("POST", path, Some(form)).await
+    }
+
+    async fn request(&mut self, method: &str, path: &str, body: Option<(&str, String)>) -> Page {
+        let cookie = self
+            .jar
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let headers: Vec<(&str, &str)> = [("cookie", cookie.as_str())]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let (status, headers, bytes) = send(&self.router, None, method, path, &headers, body).await;
+        for set in headers.get_all(http::header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use app::system::FixedClock;
 use axum::Router;
 use http::{HeaderMap, StatusCode, header};
-use paybridge_tests::{NOW, World, call, call_text};
+use paybridge_tests::{NOW, World, call, call_text, cookies};
 use serde_json::{Value, json};
 
 fn bearer(key: &str) -> String {
@@ -33,36 +33,8 @@ async fn invite(
     (status, json)
 }
 
-/// The accept link in the newest email to `to`.
-async fn link_in_mail(world: &World, to: &str) -> String {
-    let mail = world.outbox().await;
-    let message = &mail
-        .iter()
-        .find(|m| m.message.to.as_str() == to)
-        .expect("an email")
-        .message;
-    let start = message.text.find("http://").expect("a link");
-    let link = message.text[start..].split_whitespace().next().unwrap();
-    assert!(
-        message.html.contains(link),
-        "the HTML part has the same link"
-    );
-    link.trim_start_matches("http://127.0.0.1:3000").to_owned()
-}
-
 fn token_of(path: &str) -> String {
     path.trim_start_matches("/invite/").to_owned()
-}
-
-/// Every Set-Cookie name=value of a response, as one Cookie header.
-fn cookies(headers: &HeaderMap) -> String {
-    headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .filter(|pair| !pair.ends_with('='))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 async fn raw(
@@ -122,7 +94,7 @@ async fn invite_email_link_accept_page_and_sign_in_make_a_payer() {
         mail[0].message.text.contains("2026-12-03"),
         "says when it expires"
     );
-    let link = link_in_mail(&world, "pat@harbor.test").await;
+    let link = world.link_in_mail("pat@harbor.test").await;
 
     // The first request trades the token in the URL for a cookie scoped to /invite.
     let (status, headers, _) = raw(&router, "GET", &link, "", None).await;
@@ -204,13 +176,13 @@ async fn one_person_in_two_orgs_signs_in_to_accept_the_second_and_stays_one_user
     let world = World::new().await;
     let router = world.local_router();
     invite(&router, "demo", "pat@harbor.test", &["cust-1"]).await;
-    let first = token_of(&link_in_mail(&world, "pat@harbor.test").await);
+    let first = token_of(&world.link_in_mail("pat@harbor.test").await);
     let (status, _, _) = accept_api(&router, &first, PASSWORD).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let (status, _) = invite(&router, "acme", "pat@harbor.test", &["acme-7"]).await;
     assert_eq!(status, StatusCode::CREATED);
-    let second = token_of(&link_in_mail(&world, "pat@harbor.test").await);
+    let second = token_of(&world.link_in_mail("pat@harbor.test").await);
     assert_ne!(first, second);
     let (status, _, problem) = accept_api(&router, &second, "not the password at all").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
@@ -285,7 +257,7 @@ async fn used_reissued_revoked_and_expired_links_each_say_what_happened() {
 
     // Reissued: inviting the same email again replaces the link; resend does too.
     invite(&router, "demo", "a@x.test", &["cust-1"]).await;
-    let old = link_in_mail(&world, "a@x.test").await;
+    let old = world.link_in_mail("a@x.test").await;
     let (status, again) = invite(&router, "demo", "a@x.test", &["cust-1"]).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["reissued"], true);
@@ -312,7 +284,7 @@ async fn used_reissued_revoked_and_expired_links_each_say_what_happened() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let newest = link_in_mail(&world, "a@x.test").await;
+    let newest = world.link_in_mail("a@x.test").await;
     let (status, _, page) = raw(&router, "GET", &old, "", None).await;
     assert_eq!(status, StatusCode::GONE);
     assert!(page.contains("A newer invitation was sent"));
@@ -344,7 +316,7 @@ async fn used_reissued_revoked_and_expired_links_each_say_what_happened() {
 
     // Expired: eight days later (the default lifetime is seven).
     invite(&router, "demo", "b@x.test", &["cust-1"]).await;
-    let link = link_in_mail(&world, "b@x.test").await;
+    let link = world.link_in_mail("b@x.test").await;
     let mut later = (*world.services).clone();
     later.clock = Arc::new(FixedClock(NOW + time::Duration::days(8)));
     let later_router = web::accept::router(Arc::new(later));
@@ -366,7 +338,7 @@ async fn two_concurrent_accepts_of_one_link_make_one_membership() {
     let world = World::new().await;
     let router = world.local_router();
     invite(&router, "demo", "c@x.test", &["cust-1"]).await;
-    let token = token_of(&link_in_mail(&world, "c@x.test").await);
+    let token = token_of(&world.link_in_mail("c@x.test").await);
     let (a, b) = tokio::join!(
         accept_api(&router, &token, PASSWORD),
         accept_api(&router, &token, PASSWORD)
@@ -422,7 +394,7 @@ async fn admins_manage_only_their_own_org_and_payers_not_at_all() {
     }
     // A signed-in payer cannot use the invite API.
     invite(&router, "demo", "f@x.test", &["cust-1"]).await;
-    let token = token_of(&link_in_mail(&world, "f@x.test").await);
+    let token = token_of(&world.link_in_mail("f@x.test").await);
     let (_, headers, _) = accept_api(&router, &token, PASSWORD).await;
     let session = cookies(&headers);
     let (status, _, _) = call(
@@ -462,7 +434,7 @@ async fn the_table_holds_token_hashes_never_tokens() {
     let world = World::new().await;
     let router = world.local_router();
     invite(&router, "demo", "g@x.test", &["cust-1"]).await;
-    let token = token_of(&link_in_mail(&world, "g@x.test").await);
+    let token = token_of(&world.link_in_mail("g@x.test").await);
     let (_, headers, _) = accept_api(&router, &token, PASSWORD).await;
     let session = cookies(&headers).trim_start_matches("session=").to_owned();
     let items = world

@@ -60,6 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  admin login    {} / {} (admin of both orgs)",
         seeded.admin_email, seeded.admin_password
     );
+    println!("  Payer Admin    {base}/admin/demo/payers (sign in as the admin)");
     for (name, key) in &seeded.api_keys {
         println!("  {name:<14} {key}");
     }

@@ -96,6 +96,37 @@ pub async fn add_member(
     members.add_member(user, &membership, clock.now()).await
 }
 
+/// A member of an org and who they are.
+pub struct Member {
+    pub user: User,
+    pub membership: domain::Membership,
+}
+
+/// An org's members with their names and emails, by name: one query and one batch read.
+pub async fn members(
+    members: &dyn MembershipRepo,
+    users: &dyn UserRepo,
+    org: &OrgSlug,
+) -> Result<Vec<Member>, StoreError> {
+    let memberships = members.members_of_org(org).await?;
+    let ids: Vec<UserId> = memberships.iter().map(|(id, _)| id.clone()).collect();
+    let mut by_id: std::collections::HashMap<UserId, User> = users
+        .get_users(&ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.clone(), u))
+        .collect();
+    let mut list: Vec<Member> = memberships
+        .into_iter()
+        .filter_map(|(id, membership)| {
+            let user = by_id.remove(&id)?;
+            Some(Member { user, membership })
+        })
+        .collect();
+    list.sort_by_cached_key(|m| (m.user.name.to_lowercase(), m.user.email.to_string()));
+    Ok(list)
+}
+
 /// An API key just issued: the secret is shown this once and never again.
 pub struct IssuedApiKey {
     pub record: ApiKeyRecord,

@@ -92,6 +92,8 @@ pub trait UserRepo: Send + Sync {
     async fn create_user(&self, user: &User) -> Result<(), CreateUserError>;
     async fn get_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+    /// The users with these ids that exist, in one batch read (names for a list of members).
+    async fn get_users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

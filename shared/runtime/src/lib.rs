@@ -131,11 +131,28 @@ impl Config {
     }
 }
 
+/// The AWS SDK's HTTP layers log whole request and response bodies at trace (an invitation
+/// email to SES holds its link; a DynamoDB answer may hold a customer's email): they never log
+/// below debug, whatever RUST_LOG asks for.
+const WIRE_CAPS: [&str; 3] = [
+    "aws_smithy_runtime=debug",
+    "aws_smithy_http_client=debug",
+    "hyper_util=debug",
+];
+
+/// The log filter: `directives` (RUST_LOG's syntax), with the SDK's wire logging capped.
+pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
+    WIRE_CAPS.iter().fold(
+        tracing_subscriber::EnvFilter::new(directives),
+        |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")),
+    )
+}
+
 /// Logs go to stdout, filtered by RUST_LOG (default info). JSON lines carry the request span's
 /// fields (request_id, method, path) on every line logged inside a request.
 pub fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::fmt;
+    let filter = log_filter(&std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
     let result = match format {
         LogFormat::Json => fmt()
             .json()

@@ -1,8 +1,11 @@
 //! Orgs, users (with their email uniqueness markers), memberships and API keys.
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, TransactWriteItem,
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnConsumedCapacity,
+    TransactWriteItem,
 };
 use domain::{ApiKeyId, Email, Membership, Org, OrgSettings, OrgSlug, Role, Secret, UserId};
 use time::OffsetDateTime;
@@ -16,7 +19,7 @@ use crate::Store;
 use crate::error::{cancellation_codes, condition_failed, sdk_error};
 use crate::item::{Attrs, Item, key, n, s, time};
 use crate::meter::Kind;
-use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK};
+use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
 
 pub(crate) fn org_pk(org: &OrgSlug) -> String {
     format!("ORG#{org}")
@@ -168,7 +171,60 @@ pub(crate) fn put_if_absent(table: &str, item: Attrs) -> TransactWriteItem {
         .build()
 }
 
+/// Items found by a batch read, by (pk, sk).
+pub(crate) type Found = HashMap<(String, String), Attrs>;
+
+fn key_of(attrs: &Attrs) -> Option<(String, String)> {
+    let item = Item(attrs);
+    Some((item.opt_s(PK)?.to_owned(), item.opt_s(SK)?.to_owned()))
+}
+
+/// BatchGetItem takes at most this many keys per call.
+const BATCH_GET_MAX: usize = 100;
+
 impl Store {
+    /// Reads items by key in one BatchGetItem per 100 keys (more only for what DynamoDB leaves
+    /// unprocessed). Eventually consistent, at half the price: a counter a moment behind, or a
+    /// name or settings a moment old, are fine where this is used.
+    pub(crate) async fn batch_get(&self, wanted: Vec<Attrs>) -> Result<Found, StoreError> {
+        let mut found = Found::new();
+        for chunk in wanted.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(false)
+                    .build()
+                    .expect("keys are set"),
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                self.meter.record(Kind::Read, out.consumed_capacity());
+                let items = out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default();
+                for attrs in items {
+                    if let Some(k) = key_of(&attrs) {
+                        found.insert(k, attrs);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Attrs>, StoreError> {
         let out = self
             .client
@@ -237,7 +293,7 @@ impl Store {
     ) -> Result<Vec<Attrs>, StoreError> {
         let (pk_name, sk_name) = match index {
             Some(_) => (GSI1_PK, GSI1_SK),
-            None => (PK, crate::table::SK),
+            None => (PK, SK),
         };
         let mut items = Vec::new();
         let mut start = None;
@@ -379,6 +435,12 @@ impl UserRepo for Store {
             .await?
             .map(|a| read_user(&a))
             .transpose()
+    }
+
+    async fn get_users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        let wanted = ids.iter().map(|id| key(user_pk(id), "USER")).collect();
+        let found = self.batch_get(wanted).await?;
+        found.values().map(read_user).collect()
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {

@@ -1,73 +1,22 @@
 //! Failure counters `VELOCITY#<key> / W#<window>` (expiring by TTL): declined guest payments
 //! and failed logins. A guest payment reads them together with the org in one BatchGetItem.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use domain::OrgSlug;
 use time::OffsetDateTime;
 
 use app::ports::{AttemptCounters, GuestGuard, Preflight, StoreError, WindowCounts};
 
 use crate::Store;
-use crate::directory::{org_pk, read_org};
+use crate::directory::{Found, org_pk, read_org};
 use crate::error::sdk_error;
 use crate::item::{Attrs, Item, key, n};
 use crate::meter::Kind;
-use crate::table::{PK, SK, TTL};
+use crate::table::TTL;
 
 fn counter_key(key_text: &str, window: i64) -> Attrs {
     key(format!("VELOCITY#{key_text}"), format!("W#{window}"))
-}
-
-fn key_of(attrs: &Attrs) -> Option<(String, String)> {
-    let item = Item(attrs);
-    Some((item.opt_s(PK)?.to_owned(), item.opt_s(SK)?.to_owned()))
-}
-
-type Found = HashMap<(String, String), Attrs>;
-
-impl Store {
-    /// Reads items by key in one BatchGetItem (more only for what DynamoDB leaves unprocessed).
-    /// Eventually consistent, at half the price: a counter a moment behind, or settings a moment
-    /// old, are fine for a guard.
-    async fn batch_get(&self, wanted: Vec<Attrs>) -> Result<Found, StoreError> {
-        let mut found = Found::new();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(wanted))
-                .consistent_read(false)
-                .build()
-                .expect("keys are set"),
-        );
-        while let Some(request) = pending.take() {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| sdk_error("BatchGetItem", e))?;
-            self.meter.record(Kind::Read, out.consumed_capacity());
-            let items = out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default();
-            for attrs in items {
-                if let Some(k) = key_of(&attrs) {
-                    found.insert(k, attrs);
-                }
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
-        }
-        Ok(found)
-    }
 }
 
 fn counter_keys(keys: &[String], window_index: i64) -> impl Iterator<Item = Attrs> + '_ {

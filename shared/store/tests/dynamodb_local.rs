@@ -178,6 +178,31 @@ async fn a_member_is_added_once() {
 }
 
 #[tokio::test]
+async fn users_are_read_in_batches_and_missing_ones_are_left_out() {
+    let store = test_store().await;
+    let mut ids = Vec::new();
+    // 130 users: more than one BatchGetItem (100 keys) holds.
+    for i in 0..130u32 {
+        let id = format!("01JD8X3Q9M6V4W2K7T5R{i:06}");
+        let u = user(&id, &format!("user{i}@example.com"));
+        store.create_user(&u).await.unwrap();
+        ids.push(u.id);
+    }
+    ids.push(UserId::parse("usr_01JD8X3Q9M6V4W2K7T5RZZZZZZ").unwrap());
+    let before = store.usage();
+    let mut found = store.get_users(&ids).await.unwrap();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        found.len(),
+        130,
+        "every existing user, none for the unknown id"
+    );
+    assert_eq!(found[7].email.as_str(), "user7@example.com");
+    let used = store.usage().since(before);
+    assert_eq!(used.calls, 2, "two batch reads for 131 keys");
+}
+
+#[tokio::test]
 async fn api_keys_are_found_by_hash_only_and_can_be_revoked() {
     let store = test_store().await;
     let clock = FixedClock(NOW);

@@ -8,7 +8,7 @@ use axum::{
     Form, Json, Router,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use domain::Secret;
@@ -18,19 +18,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use app::invitations::{AcceptError, AcceptForm, LinkError, OpenError};
 
+use crate::html::{message, page, unavailable, with_cookie};
 use crate::session::{Csrf, Transport, cookie, session_set_cookie, set_cookie};
 use crate::{ApiJson, AppState, Problem};
 
 const INVITE_COOKIE: &str = "invite";
 /// Long enough to fill in the form; the invitation's own expiry still applies.
 const INVITE_COOKIE_AGE: i64 = 30 * 60;
-
-#[derive(Template)]
-#[template(path = "invite_message.html")]
-struct MessagePage {
-    headline: &'static str,
-    message: String,
-}
 
 #[derive(Template)]
 #[template(path = "invite_accept.html")]
@@ -43,13 +37,6 @@ struct AcceptPage {
     csrf: String,
     name: String,
     error: Option<String>,
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => Problem::internal(&e).into_response(),
-    }
 }
 
 /// The clear page for a link that does not work, saying what to do.
@@ -81,24 +68,7 @@ fn link_page(e: LinkError) -> Response {
             "Ask the business that invited you to send it again.",
         ),
     };
-    render(
-        status,
-        &MessagePage {
-            headline,
-            message: what.to_owned(),
-        },
-    )
-}
-
-fn unavailable(e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "invitation page could not load");
-    render(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &MessagePage {
-            headline: "Please try again in a moment",
-            message: "We could not load your invitation just now. Nothing was changed.".into(),
-        },
-    )
+    message(status, headline, what)
 }
 
 /// `GET /invite/{token}`: a valid link moves its token into a cookie and on to `/invite`.
@@ -138,16 +108,11 @@ async fn accept_page(
         None => (StatusCode::OK, None),
     };
     let invitation = &opened.invitation;
-    let page = AcceptPage {
+    let accept = AcceptPage {
         org_name: opened.org_name,
         invited_by: invitation.invited_by.clone(),
         email: invitation.email.to_string(),
-        customers: invitation
-            .customer_ids
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        customers: crate::payer_admin::joined(&invitation.customer_ids),
         existing_user: opened.existing_user.is_some(),
         csrf: csrf.token,
         name: if name.is_empty() {
@@ -157,11 +122,7 @@ async fn accept_page(
         },
         error,
     };
-    let mut response = render(status, &page);
-    if let Some(set) = csrf.set {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
+    with_cookie(page(status, &accept), csrf.set)
 }
 
 /// `GET /invite`: whom the invitation is for, which org, and the form to accept it.
@@ -175,6 +136,7 @@ async fn show(
 
 #[derive(Deserialize)]
 struct AcceptFormBody {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     name: String,
@@ -190,13 +152,10 @@ async fn submit(
     Form(form): Form<AcceptFormBody>,
 ) -> Response {
     if !Csrf::verify(&headers, &form.csrf) {
-        let message = "The form expired. Open the invitation link again.".to_owned();
-        return render(
+        return message(
             StatusCode::FORBIDDEN,
-            &MessagePage {
-                headline: "Please try again",
-                message,
-            },
+            "Please try again",
+            "The form expired. Open the invitation link again.",
         );
     }
     let Some(token) = cookie(&headers, INVITE_COOKIE).map(str::to_owned) else {
@@ -210,14 +169,11 @@ async fn submit(
     match app::invitations::accept(&state, &token, accept).await {
         Ok(user) => match app::sessions::start_session(&state, &user.id).await {
             Ok(session) => {
-                let page = MessagePage {
-                    headline: "You are in",
-                    message: format!(
-                        "Welcome, {}. You can now see and pay your invoices.",
-                        user.name
-                    ),
-                };
-                let mut response = render(StatusCode::OK, &page);
+                let welcome = format!(
+                    "Welcome, {}. You can now see and pay your invoices.",
+                    user.name
+                );
+                let mut response = message(StatusCode::OK, "You are in", &welcome);
                 let cookies = response.headers_mut();
                 cookies.append(header::SET_COOKIE, session_set_cookie(&session, https));
                 cookies.append(

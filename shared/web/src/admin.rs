@@ -259,5 +259,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The `admin` function's router.
 pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
-    crate::layers::common(crate::base_routes().merge(api)).with_state(state)
+    let routes = crate::base_routes()
+        .merge(api)
+        .merge(crate::payer_admin::pages());
+    crate::layers::common(routes).with_state(state)
 }

@@ -3,7 +3,7 @@
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, MatchedPath},
     http::{HeaderName, HeaderValue, Request, header},
 };
 use tower_http::{
@@ -46,6 +46,15 @@ async fn not_found() -> Problem {
     Problem::not_found("no such route")
 }
 
+/// The request's path as logs may show it: a route with a `{token}` segment (an invitation
+/// link) is logged as its route, so that no secret from a URL ever reaches a log line.
+fn loggable_path<B>(request: &Request<B>) -> &str {
+    match request.extensions().get::<MatchedPath>() {
+        Some(route) if route.as_str().contains("{token}") => route.as_str(),
+        _ => request.uri().path(),
+    }
+}
+
 /// Wraps a function's router with the layers every function shares.
 pub fn common<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     let header = |name: HeaderName, value: &'static str| {
@@ -81,7 +90,7 @@ pub fn common<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> 
                         "request",
                         request_id = %id,
                         method = %request.method(),
-                        path = %request.uri().path(),
+                        path = %loggable_path(request),
                     )
                 })
                 // One line per request at info: status and latency, under the request's span.

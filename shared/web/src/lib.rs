@@ -6,15 +6,18 @@ pub mod admin;
 mod auth;
 pub mod client;
 pub mod dev;
+mod html;
 pub mod idempotent;
 pub mod invite;
 pub mod layers;
 mod pages;
 pub mod pay_now;
+mod payer_admin;
 pub mod portal;
 pub mod problem;
 pub mod sandbox;
 pub mod session;
+mod sign_in;
 pub mod views;
 
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(portal)
         .merge(accept)
         .merge(accept::pages())
+        .merge(payer_admin::pages())
+        .merge(sign_in::pages())
         .merge(pages::routes())
         .with_state(state);
     layers::common(functions.merge(extra))

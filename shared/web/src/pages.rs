@@ -16,6 +16,7 @@ use app::notices::{Receipt, capitalised};
 use app::pay_now::{GuestInvoice, PayError};
 
 use crate::AppState;
+use crate::html::page;
 use crate::pay_now::parse_target;
 
 #[derive(Template)]
@@ -24,21 +25,6 @@ struct NotFoundPage;
 
 fn not_found() -> Response {
     page(StatusCode::NOT_FOUND, &NotFoundPage)
-}
-
-/// A rendered page, or the generic error page if it cannot be (a template bug, logged).
-fn page(status: StatusCode, template: &impl Template) -> Response {
-    match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "page did not render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("Something went wrong."),
-            )
-                .into_response()
-        }
-    }
 }
 
 fn unavailable(e: &PayError) -> Response {

@@ -83,14 +83,24 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = session_token(parts).ok_or_else(Problem::unauthorized)?;
-        let user = app::sessions::resolve(state, token)
+        let user = signed_in_user(state, parts)
             .await?
             .ok_or_else(Problem::unauthorized)?;
         Ok(SignedIn {
             user,
             https: is_https(parts),
         })
+    }
+}
+
+/// The person whose live session the request presents, if any.
+pub async fn signed_in_user(
+    state: &AppState,
+    parts: &Parts,
+) -> Result<Option<app::ports::User>, app::ports::StoreError> {
+    match session_token(parts) {
+        Some(token) => app::sessions::resolve(state, token).await,
+        None => Ok(None),
     }
 }
 

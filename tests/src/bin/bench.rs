@@ -282,6 +282,7 @@ async fn main() {
         .await,
     ];
     rows.extend(guest_payment(&store, runs).await);
+    rows.push(payer_admin_page(&store, runs).await);
     for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
         row.print();
     }
@@ -360,4 +361,65 @@ async fn guest_payment(store: &Store, runs: usize) -> [Row; 2] {
     })
     .await;
     [page, payment]
+}
+
+/// The bench org's admin, signed in, opens the Payer Admin page of an org with 10 people and 10
+/// invitations: the session, the admin check, the org, the people with their names, the
+/// invitations.
+async fn payer_admin_page(store: &Store, runs: usize) -> Row {
+    use std::sync::Arc;
+    let outbox = Arc::new(store::Outbox::new(store));
+    let gateway = Arc::new(gateways::SandboxGateway::new(
+        store.separately_metered(),
+        Arc::new(FixedClock(NOW)),
+        Arc::new(RandomIds),
+    ));
+    let mut services = app::Services::over(store.clone(), gateway, outbox);
+    services.clock = Arc::new(FixedClock(NOW));
+    let services = Arc::new(services);
+    let org = OrgSlug::parse("bench").unwrap();
+    for i in 0..9 {
+        let id = user(i).id;
+        let customers = vec![CustomerId::parse("c1").unwrap()];
+        app::orgs::add_member(store, &FixedClock(NOW), &id, &org, Role::Payer, customers)
+            .await
+            .unwrap();
+    }
+    for i in 0..10 {
+        let command = app::invitations::InviteCommand {
+            org: org.clone(),
+            email: format!("invitee{i}@bench.test"),
+            name: format!("Invitee {i}"),
+            customer_ids: vec!["c1".into()],
+            role: None,
+            invited_by: None,
+        };
+        app::invitations::invite(&services, command).await.unwrap();
+    }
+    let admin = store
+        .find_user_by_email(&Email::parse("admin@bench.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let token = app::sessions::start_session(&services, &admin.id)
+        .await
+        .unwrap();
+    let cookie = format!("session={}", token.expose());
+    let router = web::admin::router(services);
+    measure(store, "Payer Admin page (10 people, 10 inv.)", runs, |_| {
+        let (router, cookie) = (router.clone(), cookie.clone());
+        async move {
+            let (status, _, page) = paybridge_tests::call_text(
+                &router,
+                "GET",
+                "/admin/bench/payers",
+                &[("cookie", &cookie)],
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(page.matches("data-invitation=").count(), 10);
+        }
+    })
+    .await
 }

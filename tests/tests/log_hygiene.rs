@@ -1,0 +1,135 @@
+//! No password, token or key reaches a log line: the whole invitation and sign-in journey runs
+//! with every log line captured at the most that anyone can ask for (RUST_LOG=trace, with the
+//! SDK's wire logging capped as in production), and none of the secrets it used appears.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use http::StatusCode;
+use paybridge_tests::{Browser, World, call, cookies};
+use serde_json::json;
+
+/// Log lines written to memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+const PASSWORD: &str = "a secret that never gets logged";
+
+#[tokio::test]
+async fn no_password_token_or_key_appears_in_any_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(runtime::log_filter("trace"))
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's thread only: the runtime of #[tokio::test] runs every task here.
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let world = World::new().await;
+    let router = world.local_router();
+    let key = World::demo_key();
+    let auth = format!("Bearer {key}");
+    let body = json!({"email": "pat@harbor.test", "name": "Pat", "customer_ids": ["cust-1"]});
+    let (status, _, _) = call(
+        &router,
+        "POST",
+        "/api/orgs/demo/invitations",
+        &[("authorization", &auth)],
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link = world.link_in_mail("pat@harbor.test").await;
+    let invite_token = link.trim_start_matches("/invite/").to_owned();
+
+    // Accept in the browser: the link, the form with the new password.
+    let mut browser = Browser::new(router.clone());
+    assert_eq!(browser.get(&link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/invite").await.status, StatusCode::OK);
+    let accepted = browser
+        .post_form(
+            "/invite",
+            &[
+                ("name", "Pat"),
+                ("password", PASSWORD),
+                ("accept_terms", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    let first_session = browser.cookie("session").unwrap().to_owned();
+
+    // Sign in through the API and through the page; a wrong password too.
+    let login = json!({"email": "pat@harbor.test", "password": PASSWORD});
+    let (status, headers, _) = call(&router, "POST", "/api/login", &[], Some(login)).await;
+    assert_eq!(status, StatusCode::OK);
+    let api_session = cookies(&headers);
+    let (status, _, _) = call(&router, "GET", "/api/me", &[("cookie", &api_session)], None).await;
+    assert_eq!(status, StatusCode::OK);
+    let wrong = json!({"email": "pat@harbor.test", "password": "wrong password, also secret"});
+    let (status, _, _) = call(&router, "POST", "/api/login", &[], Some(wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut page = Browser::new(router.clone());
+    page.get("/login").await;
+    let signed_in = page
+        .post_form(
+            "/login",
+            &[("email", "pat@harbor.test"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let page_session = page.cookie("session").unwrap().to_owned();
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("\"path\":\"/invite/{token}\""),
+        "the link's request is logged, as its route"
+    );
+    assert!(logs.contains("\"path\":\"/api/login\""));
+    let secrets = [
+        ("the password", PASSWORD.to_owned()),
+        (
+            "the wrong password",
+            "wrong password, also secret".to_owned(),
+        ),
+        ("the invitation token", invite_token),
+        ("the API key", key),
+        ("the accept session", first_session),
+        (
+            "the API session",
+            api_session.trim_start_matches("session=").to_owned(),
+        ),
+        ("the page session", page_session),
+    ];
+    for (what, secret) in secrets {
+        assert!(secret.len() >= 20, "{what} is a real secret");
+        if let Some(at) = logs.find(&secret) {
+            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = at + logs[at..].find('\n').unwrap_or(logs.len() - at);
+            panic!(
+                "{what} appears in the logs: {}",
+                &logs[line_start..line_end]
+            );
+        }
+    }
+}
