@@ -154,12 +154,31 @@ impl World {
 
     /// A single-use sandbox token for a test card, as the browser would get it.
     pub async fn card_token(&self, number: &str) -> String {
-        let request = gateways::sandbox::TokenRequest::Card {
+        self.card_token_expiring(number, 12, 2030).await
+    }
+
+    /// The same, for a card with this expiry.
+    pub async fn card_token_expiring(&self, number: &str, month: u8, year: u16) -> String {
+        self.tokenize(gateways::sandbox::TokenRequest::Card {
             card_number: number.into(),
-            exp_month: 12,
-            exp_year: 2030,
+            exp_month: month,
+            exp_year: year,
             cvc: if number.len() == 15 { "1234" } else { "123" }.into(),
-        };
+        })
+        .await
+    }
+
+    /// A single-use sandbox token for a test bank account (routing 110000000).
+    pub async fn bank_token(&self, account: &str, holder: &str) -> String {
+        self.tokenize(gateways::sandbox::TokenRequest::Bank {
+            routing_number: gateways::sandbox::TEST_ROUTING.into(),
+            account_number: account.into(),
+            account_holder: holder.into(),
+        })
+        .await
+    }
+
+    async fn tokenize(&self, request: gateways::sandbox::TokenRequest) -> String {
         self.sandbox()
             .tokenize(request)
             .await
@@ -169,8 +188,13 @@ impl World {
             .clone()
     }
 
-    /// Adds a ledger invoice to an org (its currency).
+    /// Adds a ledger invoice of customer `cust-1` to an org (its currency).
     pub async fn add_invoice(&self, org: &str, number: &str, total: &str) {
+        self.add_invoice_of(org, number, total, "cust-1").await
+    }
+
+    /// Adds a ledger invoice of `customer` to an org (its currency).
+    pub async fn add_invoice_of(&self, org: &str, number: &str, total: &str, customer: &str) {
         let s = &self.services;
         let slug = OrgSlug::parse(org).unwrap();
         let currency = s
@@ -183,7 +207,7 @@ impl World {
             .default_currency;
         let new = app::ledger::NewInvoice {
             invoice_number: number.into(),
-            customer_id: "cust-1".into(),
+            customer_id: customer.into(),
             customer_name: "Harbor Dental".into(),
             total: total.into(),
             currency: None,
@@ -387,6 +411,56 @@ impl Browser {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+}
+
+/// Log lines captured in memory, for tests that check what reaches the logs.
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// Every log line of this thread from now until the guard drops, at the most that anyone can
+    /// ask for (RUST_LOG=trace, with the SDK's wire logging capped as in production), as JSON.
+    /// `#[tokio::test]` runs every task of the test on its thread.
+    pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(runtime::log_filter("trace"))
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Panics with the line if `secret` appears in the logs.
+    pub fn assert_absent(logs: &str, what: &str, secret: &str) {
+        if let Some(at) = logs.find(secret) {
+            let start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = at + logs[at..].find('\n').unwrap_or(logs.len() - at);
+            panic!("{what} appears in the logs: {}", &logs[start..end]);
         }
     }
 }

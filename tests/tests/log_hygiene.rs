@@ -2,48 +2,15 @@
 //! with every log line captured at the most that anyone can ask for (RUST_LOG=trace, with the
 //! SDK's wire logging capped as in production), and none of the secrets it used appears.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use http::StatusCode;
-use paybridge_tests::{Browser, World, call, cookies};
+use paybridge_tests::{Browser, World, call, cookies, logs};
 use serde_json::json;
-
-/// Log lines written to memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 const PASSWORD: &str = "a secret that never gets logged";
 
 #[tokio::test]
 async fn no_password_token_or_key_appears_in_any_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_env_filter(runtime::log_filter("trace"))
-        .with_writer(move || writer.clone())
-        .finish();
-    // This test's thread only: the runtime of #[tokio::test] runs every task here.
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (captured, _logging) = logs::capture();
 
     let world = World::new().await;
     let router = world.local_router();
@@ -123,13 +90,6 @@ async fn no_password_token_or_key_appears_in_any_log_line() {
     ];
     for (what, secret) in secrets {
         assert!(secret.len() >= 20, "{what} is a real secret");
-        if let Some(at) = logs.find(&secret) {
-            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = at + logs[at..].find('\n').unwrap_or(logs.len() - at);
-            panic!(
-                "{what} appears in the logs: {}",
-                &logs[line_start..line_end]
-            );
-        }
+        logs::assert_absent(&logs, what, &secret);
     }
 }

@@ -3,6 +3,7 @@
 pub mod idempotency;
 pub mod invitations;
 pub mod ledger;
+pub mod methods;
 pub mod notices;
 pub mod orgs;
 pub mod passwords;

@@ -40,9 +40,17 @@ struct ReceiptHtml<'a> {
 /// "Visa ending 4242", "Sandbox Bank account ending 6789".
 pub fn method_label(payment: &Payment) -> String {
     match &payment.method {
-        Some(m) if m.kind == "bank" => format!("{} account ending {}", m.brand, m.last4),
-        Some(m) => format!("{} ending {}", capitalised(&m.brand), m.last4),
+        Some(m) => summary_label(m),
         None => "card".to_owned(),
+    }
+}
+
+/// A method as people read it: "Visa ending 4242", "Sandbox Bank account ending 6789".
+pub fn summary_label(m: &crate::payments::MethodSummary) -> String {
+    if m.kind == "bank" {
+        format!("{} account ending {}", m.brand, m.last4)
+    } else {
+        format!("{} ending {}", capitalised(&m.brand), m.last4)
     }
 }
 

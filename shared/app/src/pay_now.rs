@@ -12,11 +12,12 @@
 //! that reference before it charges anything.
 
 use domain::{
-    Email, InvoiceNumber, InvoiceStatus, Money, MoneyError, Org, OrgSlug, PaymentId, PaymentStatus,
+    Email, InvoiceNumber, InvoiceStatus, MethodId, Money, MoneyError, Org, OrgSlug, PaymentId,
+    PaymentStatus, Secret, UserId,
 };
 use time::Duration;
 
-use crate::payments::Payment;
+use crate::payments::{MethodSummary, Payment};
 use crate::ports::{
     AccountingError, AttemptError, ChargeOutcome, ChargeRequest, ChargeSource, DeclineReason,
     FinishError, InvoiceRead, StoreError,
@@ -33,7 +34,7 @@ pub struct PayCommand {
     pub payment_id: PaymentId,
     /// True when this request took over an abandoned claim: look before charging.
     pub resumed: bool,
-    pub source: ChargeSource,
+    pub source: PaySource,
     /// A decimal string in the invoice's currency: pay less than the balance (where allowed).
     pub amount: Option<String>,
     pub receipt_email: Option<Email>,
@@ -41,11 +42,22 @@ pub struct PayCommand {
     pub client: Option<String>,
 }
 
+/// What pays: a token from the browser (anyone with the link), or a saved method of the
+/// signed-in payer (who must pay for the invoice's customer).
+#[derive(Debug, Clone)]
+pub enum PaySource {
+    Token(Secret<String>),
+    Saved { user: UserId, method: MethodId },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {
     /// Unknown org or unknown invoice: the caller cannot tell which.
     #[error("no such invoice")]
     NotFound,
+    /// Not the caller's method, or not one for this invoice's customer.
+    #[error("no such payment method")]
+    MethodNotFound,
     #[error("the invoice is {}", .0.as_str())]
     NotPayable(InvoiceStatus),
     #[error("amount: {0}")]
@@ -115,7 +127,24 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         .await?
         .ok_or(PayError::NotFound)?;
     let amount = amount_to_pay(&org, &read, cmd.amount.as_deref())?;
-    let surcharge = card_surcharge(s, &org, &cmd.source, amount).await?;
+    let (source, known) = match cmd.source {
+        PaySource::Token(token) => (ChargeSource::Token(token), None),
+        PaySource::Saved { user, method } => {
+            let customer = &read.invoice.customer_id;
+            let method = crate::methods::for_invoice(s, &cmd.org, &user, &method, customer)
+                .await
+                .map_err(|e| match e {
+                    crate::methods::MethodError::Store(e) => PayError::Store(e),
+                    _ => PayError::MethodNotFound,
+                })?;
+            let source = ChargeSource::Saved {
+                customer: method.gateway_customer.clone(),
+                method: method.gateway_method.clone(),
+            };
+            (source, Some(method.summary()))
+        }
+    };
+    let surcharge = card_surcharge(s, &org, &source, known, amount).await?;
     let payment = Payment {
         id: cmd.payment_id.clone(),
         org: cmd.org.clone(),
@@ -156,7 +185,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
             .amount
             .checked_add(payment.surcharge)
             .map_err(PayError::InvalidAmount)?,
-        source: cmd.source,
+        source,
         description: format!("Invoice {}", cmd.invoice),
     };
     let told = Told {
@@ -210,19 +239,25 @@ fn amount_to_pay(org: &Org, read: &InvoiceRead, asked: Option<&str>) -> Result<M
     Ok(asked)
 }
 
-/// The org's card surcharge for this source. Bank payments carry none, and neither does a
-/// source the gateway cannot describe before charging (no fee that cannot be justified).
+/// The org's card surcharge for this source (`known` where a saved method says what it is).
+/// Bank payments carry none, and neither does a source the gateway cannot describe before
+/// charging (no fee that cannot be justified).
 async fn card_surcharge(
     s: &Services,
     org: &Org,
     source: &ChargeSource,
+    known: Option<MethodSummary>,
     amount: Money,
 ) -> Result<Money, PayError> {
     let none = Money::zero(amount.currency());
     if org.settings.surcharges.is_empty() {
         return Ok(none);
     }
-    match s.gateway.describe(&org.slug, source).await {
+    let described = match known {
+        Some(summary) => Ok(Some(summary)),
+        None => s.gateway.describe(&org.slug, source).await,
+    };
+    match described {
         Ok(Some(method)) if method.kind == "card" => {
             domain::card_surcharge(&org.settings.surcharges, &method.brand, amount)
                 .map_err(PayError::InvalidAmount)

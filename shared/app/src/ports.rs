@@ -275,10 +275,33 @@ pub trait Accounting: Send + Sync {
     ) -> Result<Option<InvoiceRead>, AccountingError>;
 }
 
-/// What pays: a single-use token from the gateway's browser tokenization.
+/// What pays: a single-use token from the gateway's browser tokenization, or a method saved
+/// at the gateway for one of its customers.
 #[derive(Debug, Clone)]
 pub enum ChargeSource {
     Token(Secret<String>),
+    Saved { customer: String, method: String },
+}
+
+/// A payment method as the gateway keeps it for a customer: its reference and what may be
+/// shown of it. Never a number beyond the last four.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayMethod {
+    /// The gateway's id of the saved method.
+    pub method_ref: String,
+    /// "card" or "bank"
+    pub kind: String,
+    /// The card brand ("visa", ...) or the bank's name.
+    pub brand: String,
+    pub last4: String,
+    /// A card's expiry; None for a bank account.
+    pub exp_month: Option<u8>,
+    pub exp_year: Option<u16>,
+    /// The account holder's name where the gateway has one.
+    pub holder_name: Option<String>,
+    /// The gateway's fingerprint: the same card or account gives the same value (within the
+    /// gateway account), so that saving it twice is recognised.
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone)]
@@ -375,6 +398,30 @@ pub trait Gateway: Send + Sync {
         org: &OrgSlug,
         reference: &str,
     ) -> Result<Option<ChargeOutcome>, GatewayError>;
+    /// The gateway's customer for one payer of one org. `reference` is ours and stable (the
+    /// same payer and org give the same one), so that a retried call gives the same customer.
+    async fn create_customer(
+        &self,
+        org: &OrgSlug,
+        reference: &str,
+        email: &Email,
+        name: &str,
+    ) -> Result<String, GatewayError>;
+    /// Saves the method that a single-use token stands for to the customer (spending the
+    /// token). None: the token is unknown, spent, expired or another org's.
+    async fn attach_method(
+        &self,
+        org: &OrgSlug,
+        customer: &str,
+        token: &Secret<String>,
+    ) -> Result<Option<GatewayMethod>, GatewayError>;
+    /// Removes a saved method from the customer; removing one that is gone already is Ok.
+    async fn detach_method(
+        &self,
+        org: &OrgSlug,
+        customer: &str,
+        method: &str,
+    ) -> Result<(), GatewayError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -656,4 +703,177 @@ pub trait AttemptCounters: Send + Sync {
         window_index: i64,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+}
+
+/// A payer's saved card or bank account in one org: the gateway's references and what may be
+/// shown. Never a number beyond the last four, never a CVC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedMethod {
+    pub id: domain::MethodId,
+    pub org: OrgSlug,
+    pub user: UserId,
+    /// "card" or "bank"
+    pub kind: String,
+    /// The card brand, or the bank's name.
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: Option<u8>,
+    pub exp_year: Option<u16>,
+    pub holder_name: Option<String>,
+    pub fingerprint: String,
+    /// Which gateway keeps it, its customer there and the method's reference.
+    pub gateway: String,
+    pub gateway_customer: String,
+    pub gateway_method: String,
+    /// The customers (accounting system ids) it may pay for.
+    pub customer_ids: Vec<CustomerId>,
+    pub nickname: Option<String>,
+    pub is_default: bool,
+    /// The authority the payer accepted for it (required for a bank account, and for a card
+    /// to be charged without the payer present).
+    pub mandate: Option<domain::MandateId>,
+    /// What uses it (schedules, auto-pay enrolments): it cannot be removed while any does.
+    pub used_by: Vec<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl SavedMethod {
+    /// The method as receipts show it.
+    pub fn summary(&self) -> MethodSummary {
+        MethodSummary {
+            kind: self.kind.clone(),
+            brand: self.brand.clone(),
+            last4: self.last4.clone(),
+        }
+    }
+}
+
+/// A payer's acceptance of a direct-debit or stored-credential authority, as recorded at the
+/// time: written once, never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mandate {
+    pub id: domain::MandateId,
+    pub org: OrgSlug,
+    pub user: UserId,
+    pub email: Email,
+    pub method: domain::MethodId,
+    /// "direct_debit" (a bank account) or "stored_credential" (a card)
+    pub kind: String,
+    /// What the method was, for the record: "visa ending 4242", "Sandbox Bank ending 6789".
+    pub method_label: String,
+    pub terms_version: String,
+    /// SHA-256 of the exact terms text the payer was shown.
+    pub terms_hash: String,
+    pub signer_name: String,
+    pub accepted_at: OffsetDateTime,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What saving a method did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveWrite {
+    Saved,
+    /// The payer has this card or account saved already (same fingerprint): that one's id.
+    Duplicate(domain::MethodId),
+    /// The default changed meanwhile: read again and retry.
+    DefaultMoved,
+}
+
+/// What removing a method did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteWrite {
+    Deleted,
+    /// Something uses it (what, by name).
+    InUse(Vec<String>),
+    Gone,
+}
+
+#[async_trait]
+pub trait MethodRepo: Send + Sync {
+    /// The payer's customer at this gateway, if made already.
+    async fn payer_customer(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        gateway: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records the payer's customer at the gateway, unless one is recorded: answers the one kept.
+    async fn keep_payer_customer(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        gateway: &str,
+        customer: &str,
+    ) -> Result<String, StoreError>;
+    /// In one transaction: the method, its fingerprint marker (one per payer, org and card or
+    /// account), its mandate, and when it becomes the default, `previous_default` no longer.
+    async fn save_method(
+        &self,
+        method: &SavedMethod,
+        mandate: Option<&Mandate>,
+        previous_default: Option<&domain::MethodId>,
+    ) -> Result<SaveWrite, StoreError>;
+    /// The payer's methods in the org, oldest first.
+    async fn methods_of(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+    ) -> Result<Vec<SavedMethod>, StoreError>;
+    async fn get_method(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::MethodId,
+    ) -> Result<Option<SavedMethod>, StoreError>;
+    /// Makes `id` the default and `previous` not, in one transaction. Ok(false) when either
+    /// changed meanwhile (or `id` is gone).
+    async fn set_default(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::MethodId,
+        previous: Option<&domain::MethodId>,
+    ) -> Result<bool, StoreError>;
+    /// Ok(false) when the method is gone.
+    async fn set_nickname(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::MethodId,
+        nickname: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// In one transaction: the method and its fingerprint marker go, only if nothing uses it;
+    /// `promote` becomes the default when the removed one was.
+    async fn delete_method(
+        &self,
+        method: &SavedMethod,
+        promote: Option<&domain::MethodId>,
+    ) -> Result<DeleteWrite, StoreError>;
+    /// Notes that `by` (a schedule, an enrolment) uses the method. Ok(false) when it is gone.
+    async fn use_method(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::MethodId,
+        by: &str,
+    ) -> Result<bool, StoreError>;
+    /// `by` no longer uses the method.
+    async fn release_method(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::MethodId,
+        by: &str,
+    ) -> Result<(), StoreError>;
+    /// The org's mandates, oldest first.
+    async fn list_mandates(&self, org: &OrgSlug) -> Result<Vec<Mandate>, StoreError>;
+    /// Cards that expire at the end of `year`-`month` and whose holder has not been told yet.
+    async fn cards_expiring(&self, year: i32, month: u8) -> Result<Vec<SavedMethod>, StoreError>;
+    /// Marks the card's holder as told; Ok(false) when someone else did first.
+    async fn claim_expiry_notice(
+        &self,
+        method: &SavedMethod,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }

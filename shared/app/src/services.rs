@@ -20,6 +20,7 @@ pub struct Services {
     pub counters: Arc<dyn AttemptCounters>,
     pub invitations: Arc<dyn InvitationRepo>,
     pub sessions: Arc<dyn SessionRepo>,
+    pub methods: Arc<dyn MethodRepo>,
     pub gateway: Arc<dyn Gateway>,
     pub mailer: Arc<dyn Mailer>,
     pub events: Arc<dyn EventPublisher>,
@@ -48,6 +49,7 @@ impl Services {
             + AttemptCounters
             + InvitationRepo
             + SessionRepo
+            + MethodRepo
             + Clone
             + 'static,
     {
@@ -64,7 +66,8 @@ impl Services {
             guard: Arc::new(store.clone()),
             counters: Arc::new(store.clone()),
             invitations: Arc::new(store.clone()),
-            sessions: Arc::new(store),
+            sessions: Arc::new(store.clone()),
+            methods: Arc::new(store),
             gateway,
             mailer: notify.clone(),
             events: notify,

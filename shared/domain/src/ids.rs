@@ -86,6 +86,14 @@ typed_id!(
     InvitationId, "inv_", "invitation"
 );
 typed_id!(
+    /// A payer's saved card or bank account in one org (a gateway reference, never a number).
+    MethodId, "pm_", "payment method"
+);
+typed_id!(
+    /// A payer's recorded acceptance of a direct-debit or stored-credential authority.
+    MandateId, "mdt_", "mandate"
+);
+typed_id!(
     /// An org API key (the id is public; the secret is shown once and kept only as a hash).
     ApiKeyId, "key_", "API key"
 );

@@ -9,7 +9,7 @@ mod payment;
 mod secret;
 mod surcharge;
 
-pub use ids::{ApiKeyId, IdError, InvitationId, PaymentId, UserId};
+pub use ids::{ApiKeyId, IdError, InvitationId, MandateId, MethodId, PaymentId, UserId};
 pub use invoice::{Invoice, InvoiceStatus};
 pub use money::{Currency, Money, MoneyError, UnknownCurrency};
 pub use names::{CustomerId, Email, InvoiceNumber, NameError, OrgSlug};

@@ -2,21 +2,26 @@
 //! like a hosted gateway: the browser tokenizes card or bank details against the sandbox's own
 //! endpoint (card numbers never reach `pay-now`), tokens are single use, charges take our
 //! reference and can be looked up by it, and test numbers choose the outcome, in Stripe's style.
+//! Like Stripe it has customers (one per payer of an org, under our reference) to which a token's
+//! card or account can be saved, and a saved method can then be charged again and again.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::{OrgSlug, Secret, token_hash};
+use domain::{Email, OrgSlug, Secret, token_hash};
 use serde::Deserialize;
-use time::Duration;
+use sha2::{Digest, Sha256};
+use time::{Date, Duration, OffsetDateTime};
 
 use app::payments::MethodSummary;
 use app::ports::{
-    ChargeOutcome, ChargeRequest, ChargeSource, Clock, DeclineReason, Gateway, GatewayError, Ids,
-    StoreError,
+    ChargeOutcome, ChargeRequest, ChargeSource, Clock, DeclineReason, Gateway, GatewayError,
+    GatewayMethod, Ids, StoreError,
 };
 use store::Store;
-use store::sandbox::{ChargeWrite, SandboxCharge, SandboxToken};
+use store::sandbox::{
+    AttachWrite, ChargeWrite, SandboxCharge, SandboxCustomer, SandboxMethod, SandboxToken,
+};
 
 /// A test card: its number, brand and what charging it does.
 pub struct TestCard {
@@ -74,6 +79,30 @@ pub const TEST_BANK_ACCOUNTS: [(&str, &str); 2] = [
 
 /// How long a token may wait to be charged.
 const TOKEN_LIFETIME: Duration = Duration::minutes(30);
+
+/// Keeps the sandbox's fingerprints apart from any other SHA-256 of the same digits.
+const FINGERPRINT_DOMAIN: &[u8] = b"paybridge-sandbox-fingerprint\0";
+
+/// The same card (its digits) or bank account (routing and account number) gives the same
+/// value: the first 128 bits of SHA-256, in hex, over the domain, the kind and the parts.
+/// An unkeyed hash of a card number could be reversed by trying every number of a BIN; that is
+/// harmless here only because the sandbox takes nothing but public test numbers. A real gateway
+/// keys it (HMAC with a secret of its own).
+fn fingerprint(kind: &str, parts: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(FINGERPRINT_DOMAIN);
+    hash.update(kind.as_bytes());
+    for part in parts {
+        hash.update(b"\0");
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// Whether a card expiring at the end of month `exp_month` of `exp_year` has expired by `today`.
+fn card_expired(exp_month: u8, exp_year: u16, today: Date) -> bool {
+    (i32::from(exp_year), exp_month) < (today.year(), u8::from(today.month()))
+}
 
 /// What the browser posts to `POST /sandbox/tokens`.
 #[derive(Debug, Deserialize)]
@@ -145,12 +174,13 @@ impl SandboxGateway {
         SandboxGateway { store, clock, ids }
     }
 
-    /// Tokenizes card or bank details. Only the kind, brand, last four and the test behaviour
-    /// are kept; the number and CVC are dropped here. The browser gets the token and what it may
-    /// show (like Stripe's tokenization answers with the card's brand and last four).
+    /// Tokenizes card or bank details. Only the kind, brand, last four, a card's expiry, an
+    /// account's holder, the fingerprint and the test behaviour are kept; the number and CVC
+    /// are dropped here. The browser gets the token and what it may show (like Stripe's
+    /// tokenization answers with the card's brand and last four).
     pub async fn tokenize(&self, request: TokenRequest) -> Result<Tokenized, TokenizeError> {
         let now = self.clock.now();
-        let (kind, brand, last4, behaviour) = match request {
+        let (kind, brand, last4, behaviour, facts) = match request {
             TokenRequest::Card {
                 card_number,
                 exp_month,
@@ -171,10 +201,7 @@ impl SandboxGateway {
                     .iter()
                     .find(|c| c.number == digits)
                     .ok_or(TokenizeError::NotATestCard)?;
-                let today = now.date();
-                let in_future = (1..=12).contains(&exp_month)
-                    && (i32::from(exp_year), exp_month) >= (today.year(), u8::from(today.month()));
-                if !in_future {
+                if !(1..=12).contains(&exp_month) || card_expired(exp_month, exp_year, now.date()) {
                     return Err(TokenizeError::InvalidExpiry);
                 }
                 let cvc_len = if card.brand == "amex" { 4 } else { 3 };
@@ -186,6 +213,12 @@ impl SandboxGateway {
                     card.brand.to_owned(),
                     digits[digits.len() - 4..].to_owned(),
                     card.behaviour,
+                    (
+                        Some(exp_month),
+                        Some(exp_year),
+                        None,
+                        fingerprint("card", &[&digits]),
+                    ),
                 )
             }
             TokenRequest::Bank {
@@ -208,9 +241,16 @@ impl SandboxGateway {
                     "Sandbox Bank".to_owned(),
                     account_number[account_number.len() - 4..].to_owned(),
                     behaviour,
+                    (
+                        None,
+                        None,
+                        Some(account_holder.trim().to_owned()),
+                        fingerprint("bank", &[&routing_number, &account_number]),
+                    ),
                 )
             }
         };
+        let (exp_month, exp_year, holder_name, fingerprint) = facts;
         let token = Secret::new(format!("tok_{}", self.ids.secret().expose()));
         let method = MethodSummary {
             kind: kind.to_owned(),
@@ -223,6 +263,10 @@ impl SandboxGateway {
                 kind: method.kind.clone(),
                 brand: method.brand.clone(),
                 last4: method.last4.clone(),
+                exp_month,
+                exp_year,
+                holder_name,
+                fingerprint,
                 behaviour: behaviour.to_owned(),
                 expires_at: now + TOKEN_LIFETIME,
             })
@@ -233,6 +277,160 @@ impl SandboxGateway {
     /// Every org's charges, newest first.
     pub async fn charges(&self, limit: i32) -> Result<Vec<SandboxCharge>, StoreError> {
         self.store.sandbox_charges(limit).await
+    }
+
+    /// The saved method if the org has it and it belongs to this customer.
+    async fn saved_method(
+        &self,
+        org: &OrgSlug,
+        customer: &str,
+        method: &str,
+    ) -> Result<Option<SandboxMethod>, GatewayError> {
+        let found = self
+            .store
+            .sandbox_method(org, method)
+            .await
+            .map_err(unavailable)?;
+        Ok(found.filter(|m| m.customer == customer))
+    }
+
+    async fn charge_token(
+        &self,
+        request: &ChargeRequest,
+        token: &Secret<String>,
+        now: OffsetDateTime,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let hash = token_hash(token.expose());
+        let Some(found) = self
+            .store
+            .sandbox_token(&hash, now)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(invalid_token());
+        };
+        let charge = self.new_charge(
+            request,
+            &found.behaviour,
+            [found.kind, found.brand, found.last4],
+            now,
+        );
+        let write = self
+            .store
+            .sandbox_record_charge(&hash, &charge, now)
+            .await
+            .map_err(unavailable)?;
+        self.answer(request, &charge, write).await
+    }
+
+    /// A saved method is charged with its test behaviour, any number of times (each charge
+    /// under its own reference); a card past its expiry is declined as expired, as a real
+    /// gateway would.
+    async fn charge_saved(
+        &self,
+        request: &ChargeRequest,
+        customer: &str,
+        method: &str,
+        now: OffsetDateTime,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let Some(saved) = self.saved_method(&request.org, customer, method).await? else {
+            return Ok(invalid_token());
+        };
+        let expired = match (saved.exp_month, saved.exp_year) {
+            (Some(month), Some(year)) => card_expired(month, year, now.date()),
+            _ => false,
+        };
+        let behaviour = if expired {
+            DeclineReason::Expired.code()
+        } else {
+            &saved.behaviour
+        };
+        let charge = self.new_charge(
+            request,
+            behaviour,
+            [saved.kind, saved.brand, saved.last4],
+            now,
+        );
+        let write = self
+            .store
+            .sandbox_record_saved_charge(&charge)
+            .await
+            .map_err(unavailable)?;
+        self.answer(request, &charge, write).await
+    }
+
+    /// The charge that `behaviour` makes of the request, on a method of this kind, brand and
+    /// last four.
+    fn new_charge(
+        &self,
+        request: &ChargeRequest,
+        behaviour: &str,
+        [kind, brand, last4]: [String; 3],
+        now: OffsetDateTime,
+    ) -> SandboxCharge {
+        let (status, decline) = match behaviour {
+            "approve" => ("succeeded", None),
+            "settle_later" => ("pending", None),
+            code => ("failed", Some(code.to_owned())),
+        };
+        SandboxCharge {
+            org: request.org.clone(),
+            reference: request.reference.clone(),
+            charge_id: format!("ch_{}", self.ids.ulid()),
+            amount: request.amount,
+            status: status.to_owned(),
+            decline,
+            kind,
+            brand,
+            last4,
+            created_at: now,
+        }
+    }
+
+    /// The answer once the charge's write is done: this charge, the one that had the reference
+    /// first, or an invalid token.
+    async fn answer(
+        &self,
+        request: &ChargeRequest,
+        charge: &SandboxCharge,
+        write: ChargeWrite,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        match write {
+            ChargeWrite::Written => Ok(outcome(charge)),
+            ChargeWrite::ReferenceExists => self
+                .find_charge(&request.org, &request.reference)
+                .await?
+                .ok_or_else(|| GatewayError::Unavailable("charge vanished".into())),
+            ChargeWrite::TokenSpent => Ok(invalid_token()),
+        }
+    }
+}
+
+fn invalid_token() -> ChargeOutcome {
+    ChargeOutcome::Declined {
+        gateway_ref: None,
+        reason: DeclineReason::InvalidToken,
+    }
+}
+
+fn summary(m: &SandboxMethod) -> MethodSummary {
+    MethodSummary {
+        kind: m.kind.clone(),
+        brand: m.brand.clone(),
+        last4: m.last4.clone(),
+    }
+}
+
+fn gateway_method(m: SandboxMethod) -> GatewayMethod {
+    GatewayMethod {
+        method_ref: m.method_id,
+        kind: m.kind,
+        brand: m.brand,
+        last4: m.last4,
+        exp_month: m.exp_month,
+        exp_year: m.exp_year,
+        holder_name: m.holder_name,
+        fingerprint: m.fingerprint,
     }
 }
 
@@ -269,71 +467,39 @@ impl Gateway for SandboxGateway {
         if let Some(existing) = self.find_charge(&request.org, &request.reference).await? {
             return Ok(existing);
         }
-        let ChargeSource::Token(token) = &request.source;
-        let hash = token_hash(token.expose());
         let now = self.clock.now();
-        let Some(found) = self
-            .store
-            .sandbox_token(&hash, now)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(ChargeOutcome::Declined {
-                gateway_ref: None,
-                reason: DeclineReason::InvalidToken,
-            });
-        };
-        let (status, decline) = match found.behaviour.as_str() {
-            "approve" => ("succeeded", None),
-            "settle_later" => ("pending", None),
-            code => ("failed", Some(code.to_owned())),
-        };
-        let charge = SandboxCharge {
-            org: request.org.clone(),
-            reference: request.reference.clone(),
-            charge_id: format!("ch_{}", self.ids.ulid()),
-            amount: request.amount,
-            status: status.to_owned(),
-            decline,
-            kind: found.kind,
-            brand: found.brand,
-            last4: found.last4,
-            created_at: now,
-        };
-        match self
-            .store
-            .sandbox_record_charge(&hash, &charge, now)
-            .await
-            .map_err(unavailable)?
-        {
-            ChargeWrite::Written => Ok(outcome(&charge)),
-            ChargeWrite::ReferenceExists => self
-                .find_charge(&request.org, &request.reference)
-                .await?
-                .ok_or_else(|| GatewayError::Unavailable("charge vanished".into())),
-            ChargeWrite::TokenSpent => Ok(ChargeOutcome::Declined {
-                gateway_ref: None,
-                reason: DeclineReason::InvalidToken,
-            }),
+        match &request.source {
+            ChargeSource::Token(token) => self.charge_token(request, token, now).await,
+            ChargeSource::Saved { customer, method } => {
+                self.charge_saved(request, customer, method, now).await
+            }
         }
     }
 
     async fn describe(
         &self,
-        _org: &OrgSlug,
+        org: &OrgSlug,
         source: &ChargeSource,
     ) -> Result<Option<MethodSummary>, GatewayError> {
-        let ChargeSource::Token(token) = source;
-        let found = self
-            .store
-            .sandbox_token(&token_hash(token.expose()), self.clock.now())
-            .await
-            .map_err(unavailable)?;
-        Ok(found.map(|t| MethodSummary {
-            kind: t.kind,
-            brand: t.brand,
-            last4: t.last4,
-        }))
+        match source {
+            ChargeSource::Token(token) => {
+                let found = self
+                    .store
+                    .sandbox_token(&token_hash(token.expose()), self.clock.now())
+                    .await
+                    .map_err(unavailable)?;
+                Ok(found.map(|t| MethodSummary {
+                    kind: t.kind,
+                    brand: t.brand,
+                    last4: t.last4,
+                }))
+            }
+            ChargeSource::Saved { customer, method } => Ok(self
+                .saved_method(org, customer, method)
+                .await?
+                .as_ref()
+                .map(summary)),
+        }
     }
 
     async fn find_charge(
@@ -348,6 +514,119 @@ impl Gateway for SandboxGateway {
             .map_err(unavailable)?;
         Ok(found.as_ref().map(outcome))
     }
+
+    /// Idempotent by our reference: the customer is written only if the reference has none,
+    /// and a second call (or the loser of a race) gets the first one's id.
+    async fn create_customer(
+        &self,
+        org: &OrgSlug,
+        reference: &str,
+        email: &Email,
+        name: &str,
+    ) -> Result<String, GatewayError> {
+        let customer = SandboxCustomer {
+            org: org.clone(),
+            reference: reference.to_owned(),
+            customer_id: format!("cus_{}", self.ids.ulid()),
+            email: email.clone(),
+            name: name.to_owned(),
+            created_at: self.clock.now(),
+        };
+        if self
+            .store
+            .sandbox_create_customer(&customer)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(customer.customer_id);
+        }
+        self.store
+            .sandbox_customer(org, reference)
+            .await
+            .map_err(unavailable)?
+            .map(|c| c.customer_id)
+            .ok_or_else(|| GatewayError::Unavailable("customer vanished".into()))
+    }
+
+    /// Spends the token and saves its method in one transaction, so that a token attaches
+    /// once. An unknown customer is our bug, not the payer's: an error, not None.
+    async fn attach_method(
+        &self,
+        org: &OrgSlug,
+        customer: &str,
+        token: &Secret<String>,
+    ) -> Result<Option<GatewayMethod>, GatewayError> {
+        let hash = token_hash(token.expose());
+        let now = self.clock.now();
+        let Some(found) = self
+            .store
+            .sandbox_token(&hash, now)
+            .await
+            .map_err(unavailable)?
+        else {
+            // The transaction below checks the customer; without one, check it here.
+            return if self
+                .store
+                .sandbox_customer_exists(org, customer)
+                .await
+                .map_err(unavailable)?
+            {
+                Ok(None)
+            } else {
+                Err(unknown_customer())
+            };
+        };
+        let method = SandboxMethod {
+            org: org.clone(),
+            method_id: format!("pm_sb_{}", self.ids.ulid()),
+            customer: customer.to_owned(),
+            kind: found.kind,
+            brand: found.brand,
+            last4: found.last4,
+            exp_month: found.exp_month,
+            exp_year: found.exp_year,
+            holder_name: found.holder_name,
+            fingerprint: found.fingerprint,
+            behaviour: found.behaviour,
+            created_at: now,
+        };
+        match self
+            .store
+            .sandbox_attach_method(&hash, &method, now)
+            .await
+            .map_err(unavailable)?
+        {
+            AttachWrite::Written => Ok(Some(gateway_method(method))),
+            AttachWrite::TokenSpent => Ok(None),
+            AttachWrite::UnknownCustomer => Err(unknown_customer()),
+        }
+    }
+
+    /// Deletes the method if it is this customer's; one that is gone already is fine. Another
+    /// customer's method stays, and the call fails: our records disagree with the gateway's.
+    async fn detach_method(
+        &self,
+        org: &OrgSlug,
+        customer: &str,
+        method: &str,
+    ) -> Result<(), GatewayError> {
+        if self
+            .store
+            .sandbox_detach_method(org, customer, method)
+            .await
+            .map_err(unavailable)?
+        {
+            Ok(())
+        } else {
+            Err(GatewayError::Unavailable(
+                "the method belongs to another customer".into(),
+            ))
+        }
+    }
+}
+
+fn unknown_customer() -> GatewayError {
+    GatewayError::Unavailable("unknown customer".into())
 }
 
 #[cfg(test)]
@@ -360,5 +639,28 @@ mod tests {
             assert!(luhn_valid(card.number), "{}", card.number);
         }
         assert!(!luhn_valid("4242424242424241"));
+    }
+
+    #[test]
+    fn fingerprints_are_128_bit_hex_apart_by_kind_and_number() {
+        let visa = fingerprint("card", &["4242424242424242"]);
+        assert_eq!(visa.len(), 32);
+        assert!(visa.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(visa, fingerprint("card", &["4242424242424242"]));
+        assert_ne!(visa, fingerprint("card", &["5555555555554444"]));
+        assert_ne!(visa, fingerprint("bank", &["4242424242424242"]));
+        assert_ne!(
+            fingerprint("bank", &["110000000", "000123456789"]),
+            fingerprint("bank", &["1100000000", "00123456789"])
+        );
+    }
+
+    #[test]
+    fn a_card_expires_after_its_month() {
+        let today = time::macros::date!(2026 - 11 - 26);
+        assert!(!card_expired(11, 2026, today));
+        assert!(!card_expired(1, 2027, today));
+        assert!(card_expired(10, 2026, today));
+        assert!(card_expired(12, 2025, today));
     }
 }

@@ -226,11 +226,16 @@ impl Store {
     }
 
     pub(crate) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Attrs>, StoreError> {
+        self.get_key(key(pk, sk)).await
+    }
+
+    /// One item by its key, strongly consistent.
+    pub(crate) async fn get_key(&self, item_key: Attrs) -> Result<Option<Attrs>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
+            .set_key(Some(item_key))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()

@@ -8,6 +8,7 @@ mod invitations;
 mod item;
 mod ledger;
 mod meter;
+mod methods;
 mod outbox;
 mod payments;
 pub mod sandbox;

@@ -247,6 +247,24 @@ async fn patch_settings(
     }
 }
 
+/// The org's mandates: who accepted which direct-debit or stored-credential authority, when,
+/// from where, and the hash of the exact words (the Direct Debit Authority records).
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{org}/mandates",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    responses((status = 200, description = "the mandates, oldest first", body = Vec<crate::methods::MandateView>)),
+    security(("api_key" = []))
+)]
+async fn list_mandates(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+) -> Result<Json<Vec<crate::methods::MandateView>>, Problem> {
+    let mandates = app::methods::mandates(&state, &admin.org).await?;
+    Ok(Json(mandates.into_iter().map(Into::into).collect()))
+}
+
 /// The admin routes with their OpenAPI descriptions.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -254,6 +272,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_invoice))
         .routes(routes!(list_payments))
         .routes(routes!(get_settings, patch_settings))
+        .routes(routes!(list_mandates))
 }
 
 /// The `admin` function's router.

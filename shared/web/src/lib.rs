@@ -10,6 +10,7 @@ mod html;
 pub mod idempotent;
 pub mod invite;
 pub mod layers;
+pub mod methods;
 mod pages;
 pub mod pay_now;
 mod payer_admin;
@@ -62,6 +63,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(invite::routes().split_for_parts().1);
     doc.merge(portal::routes().split_for_parts().1);
     doc.merge(accept::routes().split_for_parts().1);
+    doc.merge(methods::routes().split_for_parts().1);
     doc
 }
 
@@ -84,12 +86,14 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
     let (invite, _) = invite::routes().split_for_parts();
     let (portal, _) = portal::routes().split_for_parts();
     let (accept, _) = accept::routes().split_for_parts();
+    let (methods, _) = methods::routes().split_for_parts();
     let functions: Router = base_routes()
         .merge(admin)
         .merge(pay_now)
         .merge(invite)
         .merge(portal)
         .merge(accept)
+        .merge(methods)
         .merge(accept::pages())
         .merge(payer_admin::pages())
         .merge(sign_in::pages())

@@ -7,17 +7,17 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use domain::{Email, InvoiceNumber, Money, OrgSlug, PaymentId, Secret, token_hash};
+use domain::{Email, InvoiceNumber, MethodId, Money, OrgSlug, PaymentId, Secret, token_hash};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use app::pay_now::{GuestInvoice, PayCommand, PayError};
-use app::ports::ChargeSource;
+use app::pay_now::{GuestInvoice, PayCommand, PayError, PaySource};
 
 use crate::client::ClientAddr;
 use crate::idempotent::{Finished, idempotent};
+use crate::session::MaybeSignedIn;
 use crate::views::{MoneyView, PaymentView};
 use crate::{ApiJson, AppState, Problem};
 
@@ -116,8 +116,10 @@ async fn summary(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayBody {
-    /// A single-use token from the gateway's browser tokenization.
-    pub token: String,
+    /// A single-use token from the gateway's browser tokenization (or `method_id`).
+    pub token: Option<String>,
+    /// A saved method of the signed-in payer (or `token`).
+    pub method_id: Option<String>,
     /// Less than the balance, where the org allows it (a decimal string in the invoice's
     /// currency). The balance is always re-read; this can only lower the charge.
     #[schema(example = "50.00")]
@@ -131,6 +133,7 @@ pub(crate) fn pay_problem(e: &PayError) -> Problem {
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     match e {
         PayError::NotFound => no_such_invoice(),
+        PayError::MethodNotFound => Problem::not_found("no such payment method"),
         PayError::NotPayable(status) => Problem::new(
             conflict,
             "invoice_not_payable",
@@ -220,11 +223,31 @@ async fn pay(
     State(state): State<AppState>,
     Path((org, invoice)): Path<(String, String)>,
     ClientAddr(client): ClientAddr,
+    MaybeSignedIn(user): MaybeSignedIn,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PayBody>,
 ) -> Response {
     let Some((org, number)) = parse_target(&org, &invoice) else {
         return no_such_invoice().into_response();
+    };
+    let (source, source_text) = match (body.token, body.method_id.as_deref(), &user) {
+        (Some(token), None, _) => {
+            let fingerprint = token_hash(&token);
+            (PaySource::Token(Secret::new(token)), fingerprint)
+        }
+        (None, Some(id), Some(user)) => {
+            let Ok(method) = MethodId::parse(id) else {
+                return Problem::not_found("no such payment method").into_response();
+            };
+            let text = format!("{}#{method}", user.id);
+            let user = user.id.clone();
+            (PaySource::Saved { user, method }, text)
+        }
+        // A guest has no saved methods.
+        (None, Some(_), None) => {
+            return Problem::not_found("no such payment method").into_response();
+        }
+        _ => return Problem::invalid("send either token or method_id").into_response(),
     };
     let email = match body
         .email
@@ -232,20 +255,20 @@ async fn pay(
         .map(str::trim)
         .filter(|e| !e.is_empty())
     {
-        None => None,
+        // A signed-in payer's receipt goes to them unless they name another address.
+        None => user.map(|u| u.email),
         Some(raw) => match Email::parse(raw) {
             Ok(email) => Some(email),
             Err(e) => return Problem::invalid(e.to_string()).into_response(),
         },
     };
-    let token_fingerprint = token_hash(&body.token);
     let amount = body.amount.clone().unwrap_or_default();
     let email_text = email.as_ref().map(|e| e.to_string()).unwrap_or_default();
     let (org_text, number_text) = (org.to_string(), number.to_string());
     let parts = [
         org_text.as_str(),
         number_text.as_str(),
-        &token_fingerprint,
+        &source_text,
         &amount,
         &email_text,
     ];
@@ -269,7 +292,7 @@ async fn pay(
                 invoice: number,
                 payment_id,
                 resumed: claimed.resumed,
-                source: ChargeSource::Token(Secret::new(body.token)),
+                source,
                 amount: body.amount,
                 receipt_email: email,
                 client: client.map(|ip| ip.to_string()),

@@ -219,15 +219,7 @@ fn refusal(e: &InviteError) -> Result<(StatusCode, String), ()> {
         InviteError::NotFound => StatusCode::NOT_FOUND,
         InviteError::Store(_) => return Err(()),
     };
-    Ok((status, capitalise_first(&e.to_string())))
-}
-
-fn capitalise_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    Ok((status, app::notices::capitalised(&e.to_string())))
 }
 
 #[derive(Deserialize)]

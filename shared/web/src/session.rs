@@ -93,6 +93,17 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// The signed-in person if there is one (a guest is None): for routes that serve both.
+pub struct MaybeSignedIn(pub Option<app::ports::User>);
+
+impl FromRequestParts<AppState> for MaybeSignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Ok(MaybeSignedIn(signed_in_user(state, parts).await?))
+    }
+}
+
 /// The person whose live session the request presents, if any.
 pub async fn signed_in_user(
     state: &AppState,
