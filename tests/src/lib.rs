@@ -380,6 +380,12 @@ impl Browser {
         self.post_raw(path, body).await
     }
 
+    /// Posts JSON, as a page's script does (with the browser's cookies).
+    pub async fn post_json(&mut self, path: &str, body: serde_json::Value) -> Page {
+        let json = ("application/json", body.to_string());
+        self.request("POST", path, Some(json)).await
+    }
+
     /// Posts a form body exactly as given (a forged form, say).
     pub async fn post_raw(&mut self, path: &str, body: String) -> Page {
         let form = ("application/x-www-form-urlencoded", body);

@@ -455,6 +455,23 @@ pub async fn for_invoice(
     }
 }
 
+/// The payer's methods that can pay an invoice of `customer` (default first); none for someone
+/// who does not pay for that customer.
+pub async fn usable_for(
+    s: &Services,
+    org: &OrgSlug,
+    user: &UserId,
+    customer: &CustomerId,
+) -> Result<Vec<SavedMethod>, MethodError> {
+    let (_, membership) = membership(s, org, user).await?;
+    if !membership.customer_ids.contains(customer) {
+        return Ok(Vec::new());
+    }
+    let mut methods = list(s, org, user).await?;
+    methods.retain(|m| m.customer_ids.contains(customer));
+    Ok(methods)
+}
+
 /// The last day of a card's expiry month: it works until then.
 fn last_day(year: i32, month: u8) -> Option<Date> {
     let month = Month::try_from(month).ok()?;

@@ -9,6 +9,17 @@
   var button = form.querySelector("button[type=submit]");
   var field = function (id) { var el = document.getElementById(id); return el ? el.value.trim() : ""; };
   var kind = function () { var c = form.querySelector("input[name=method]:checked"); return c ? c.value : "card"; };
+  // A signed-in payer's saved method, or null for new details.
+  var saved = function () {
+    var c = form.querySelector("input[name=saved]:checked");
+    return c && c.value !== "new" ? c.value : null;
+  };
+
+  form.querySelectorAll("input[name=saved]").forEach(function (radio) {
+    radio.addEventListener("change", function () {
+      document.getElementById("new-method").hidden = saved() !== null;
+    });
+  });
 
   function show(text, isError) {
     statusLine.textContent = text;
@@ -38,8 +49,13 @@
 
   async function attempt() {
     if (!unanswered) {
-      var tokenized = await window.PaybridgeGateway.tokenize(details());
-      var body = { token: tokenized.token };
+      var body;
+      if (saved()) {
+        body = { method_id: saved() };
+      } else {
+        var tokenized = await window.PaybridgeGateway.tokenize(details());
+        body = { token: tokenized.token };
+      }
       var email = field("email");
       if (email) body.email = email;
       var amount = field("amount");

@@ -10,6 +10,7 @@ mod html;
 pub mod idempotent;
 pub mod invite;
 pub mod layers;
+mod method_pages;
 pub mod methods;
 mod pages;
 pub mod pay_now;
@@ -96,6 +97,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(methods)
         .merge(accept::pages())
         .merge(payer_admin::pages())
+        .merge(method_pages::pages())
         .merge(sign_in::pages())
         .merge(pages::routes())
         .with_state(state);

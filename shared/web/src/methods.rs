@@ -379,5 +379,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The `save-method` function's router.
 pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
-    crate::layers::common(crate::base_routes().merge(api)).with_state(state)
+    let routes = crate::base_routes()
+        .merge(api)
+        .merge(crate::method_pages::pages());
+    crate::layers::common(routes).with_state(state)
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -18,6 +18,7 @@ use app::pay_now::{GuestInvoice, PayError};
 use crate::AppState;
 use crate::html::page;
 use crate::pay_now::parse_target;
+use crate::session::signed_in_user;
 
 #[derive(Template)]
 #[template(path = "not_found.html")]
@@ -64,6 +65,8 @@ struct PayPage {
     currency: &'static str,
     due_date: String,
     state: PageState,
+    /// The signed-in payer's saved methods for this invoice (empty for a guest).
+    saved: Vec<SavedChoice>,
     allow_partial: bool,
     bank_enabled: bool,
     surcharges: Vec<SurchargeLine>,
@@ -109,9 +112,63 @@ fn surcharge_lines(
         .collect()
 }
 
-/// `GET /pay/{org}/{invoice}`: the hosted Pay Now page.
+/// A saved method the signed-in payer can pay with.
+struct SavedChoice {
+    id: String,
+    label: String,
+    is_default: bool,
+}
+
+/// The signed-in payer's methods for this invoice's customer; none for a guest (and none, with
+/// the page still working, if they cannot be read just now).
+async fn saved_choices(
+    state: &AppState,
+    parts: &Parts,
+    org: &domain::OrgSlug,
+    customer: &domain::CustomerId,
+) -> Vec<SavedChoice> {
+    let user = match signed_in_user(state, parts).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "saved methods not offered: the session could not be read");
+            return Vec::new();
+        }
+    };
+    match app::methods::usable_for(state, org, &user.id, customer).await {
+        Ok(methods) => methods
+            .into_iter()
+            .map(|m| SavedChoice {
+                id: m.id.to_string(),
+                label: method_label(&m),
+                is_default: m.is_default,
+            })
+            .collect(),
+        Err(app::methods::MethodError::NotFound) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "saved methods not offered");
+            Vec::new()
+        }
+    }
+}
+
+/// "Visa ending 4242 (expires 12/2030) · Work card".
+pub(crate) fn method_label(m: &app::ports::SavedMethod) -> String {
+    let mut label = app::notices::summary_label(&m.summary());
+    if let (Some(month), Some(year)) = (m.exp_month, m.exp_year) {
+        label.push_str(&format!(" (expires {month:02}/{year})"));
+    }
+    if let Some(nickname) = &m.nickname {
+        label.push_str(&format!(" · {nickname}"));
+    }
+    label
+}
+
+/// `GET /pay/{org}/{invoice}`: the hosted Pay Now page; a signed-in payer is offered their
+/// saved methods too.
 async fn pay_page(
     State(state): State<AppState>,
+    parts: Parts,
     Path((org, invoice)): Path<(String, String)>,
 ) -> Response {
     let Some((org, number)) = parse_target(&org, &invoice) else {
@@ -124,9 +181,14 @@ async fn pay_page(
             Err(e) => return unavailable(&e),
         };
     let balance = invoice.amount_due;
-    let state = match closed_message(invoice.status, &org.name) {
+    let page_state = match closed_message(invoice.status, &org.name) {
         None => PageState::Payable,
         Some(message) => PageState::Closed(message),
+    };
+    let saved = if page_state.is_payable() {
+        saved_choices(&state, &parts, &org.slug, &invoice.customer_id).await
+    } else {
+        Vec::new()
     };
     page(
         StatusCode::OK,
@@ -138,7 +200,8 @@ async fn pay_page(
             amount_due_plain: balance.amount_string(),
             currency: balance.currency().code(),
             due_date: invoice.due_date.to_string(),
-            state,
+            state: page_state,
+            saved,
             allow_partial: org.settings.allow_partial,
             bank_enabled: true,
             surcharges: surcharge_lines(balance, &org.settings.surcharges),
@@ -259,6 +322,15 @@ pub fn routes() -> Router<AppState> {
                 asset(
                     "text/javascript; charset=utf-8",
                     include_str!("../assets/pay.js"),
+                )
+            }),
+        )
+        .route(
+            "/assets/methods.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../assets/methods.js"),
                 )
             }),
         )

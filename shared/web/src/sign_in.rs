@@ -173,6 +173,7 @@ struct AccountOrg {
     role: String,
     /// The org's admin pages, for its admins.
     admin_link: Option<String>,
+    methods_link: String,
     customers: String,
 }
 
@@ -208,6 +209,7 @@ async fn account(State(state): State<AppState>, parts: Parts) -> Response {
                 role: m.role.as_str().to_owned(),
                 admin_link: (m.role == domain::Role::Admin)
                     .then(|| format!("/admin/{}/payers", m.org)),
+                methods_link: format!("/portal/orgs/{}/methods", m.org),
                 customers: crate::payer_admin::joined(&m.customer_ids),
             })
             .collect(),

@@ -283,6 +283,7 @@ async fn main() {
     ];
     rows.extend(guest_payment(&store, runs).await);
     rows.push(payer_admin_page(&store, runs).await);
+    rows.extend(saved_methods(&store, runs).await);
     for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
         row.print();
     }
@@ -379,7 +380,12 @@ async fn payer_admin_page(store: &Store, runs: usize) -> Row {
     let services = Arc::new(services);
     let org = OrgSlug::parse("bench").unwrap();
     for i in 0..9 {
-        let id = user(i).id;
+        let id = store
+            .find_user_by_email(&user(i).email)
+            .await
+            .unwrap()
+            .expect("the bench created this person")
+            .id;
         let customers = vec![CustomerId::parse("c1").unwrap()];
         app::orgs::add_member(store, &FixedClock(NOW), &id, &org, Role::Payer, customers)
             .await
@@ -419,7 +425,117 @@ async fn payer_admin_page(store: &Store, runs: usize) -> Row {
             .await;
             assert_eq!(status, 200);
             assert_eq!(page.matches("data-invitation=").count(), 10);
+            assert!(
+                page.contains("person8@bench.test"),
+                "the members are listed"
+            );
         }
     })
     .await
+}
+
+/// A payer of the bench org saves a card (each run a new payer: the first save makes the
+/// gateway customer too), then pays an invoice with it through the pay-now router, signed in.
+async fn saved_methods(store: &Store, runs: usize) -> [Row; 2] {
+    use std::sync::Arc;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
+    let gateway = Arc::new(gateways::SandboxGateway::new(
+        store.separately_metered(),
+        clock.clone(),
+        Arc::new(RandomIds),
+    ));
+    let mut services = app::Services::over(
+        store.clone(),
+        gateway.clone(),
+        Arc::new(store::Outbox::new(store)),
+    );
+    services.clock = clock.clone();
+    let services = Arc::new(services);
+    let org = OrgSlug::parse("bench").unwrap();
+    let mut payers = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let payer = User {
+            email: Email::parse(&format!("saver{i}@bench.test")).unwrap(),
+            ..user(i)
+        };
+        store.create_user(&payer).await.unwrap();
+        let customers = vec![CustomerId::parse("c1").unwrap()];
+        app::orgs::add_member(
+            store,
+            clock.as_ref(),
+            &payer.id,
+            &org,
+            Role::Payer,
+            customers,
+        )
+        .await
+        .unwrap();
+        let card = gateways::sandbox::TokenRequest::Card {
+            card_number: "4242424242424242".into(),
+            exp_month: 12,
+            exp_year: 2030,
+            cvc: "123".into(),
+        };
+        let token = gateway.tokenize(card).await.unwrap().token;
+        let session = app::sessions::start_session(&services, &payer.id)
+            .await
+            .unwrap();
+        let new = app::ledger::NewInvoice {
+            invoice_number: format!("S-{i}"),
+            customer_id: "c1".into(),
+            customer_name: "Customer".into(),
+            total: "75.00".into(),
+            currency: None,
+            issue_date: NOW.date(),
+            due_date: NOW.date(),
+        };
+        app::ledger::add_invoice(store, clock.as_ref(), &org, Currency::Usd, &new)
+            .await
+            .unwrap();
+        payers.push((payer, token, session));
+    }
+    let method_ids = std::rc::Rc::new(std::cell::RefCell::new(vec![String::new(); runs]));
+    let save = measure(store, "save a card (first, + customer)", runs, |i| {
+        let (services, (payer, token, _)) = (services.clone(), payers[i].clone());
+        let org = org.clone();
+        let ids = method_ids.clone();
+        async move {
+            let command = app::methods::SaveCommand {
+                org,
+                user: payer,
+                token,
+                kind: "card".into(),
+                make_default: false,
+                nickname: None,
+                mandate: None,
+                client_ip: None,
+                user_agent: None,
+            };
+            let saved = app::methods::save(&services, command).await.unwrap();
+            ids.borrow_mut()[i] = saved.method.id.to_string();
+        }
+    })
+    .await;
+    let router = web::pay_now::router(services.clone());
+    let pay = measure(store, "pay with a saved card (signed in)", runs, |i| {
+        let router = router.clone();
+        let cookie = format!("session={}", payers[i].2.expose());
+        let body = serde_json::json!({"method_id": method_ids.borrow()[i]});
+        async move {
+            let (status, _, answer) = paybridge_tests::call(
+                &router,
+                "POST",
+                &format!("/api/pay/bench/S-{i}"),
+                &[
+                    ("idempotency-key", &format!("saved-{i}")),
+                    ("cookie", &cookie),
+                ],
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 201, "{answer}");
+        }
+    })
+    .await;
+    [save, pay]
 }
