@@ -26,21 +26,12 @@
   form.querySelectorAll("input[name=method]").forEach(function (r) { r.addEventListener("change", layout); });
   document.getElementById("card-automatic").addEventListener("change", layout);
 
-  function details() {
-    if (kind() === "bank") {
-      return { routing_number: field("bank-routing"), account_number: field("bank-account"), account_holder: field("bank-holder") };
-    }
-    var exp = field("card-expiry").match(/^(\d{1,2})\s*\/?\s*(\d{2}|\d{4})$/);
-    if (!exp) throw new Error("Enter the card's expiry as MM/YY.");
-    var year = Number(exp[2]);
-    return { card_number: field("card-number"), exp_month: Number(exp[1]), exp_year: year < 100 ? 2000 + year : year, cvc: field("card-cvc") };
-  }
 
   async function save() {
     if (needsAuthority() && !checked("accept-authority")) {
       throw new Error("Accept the authority to save this " + (kind() === "bank" ? "bank account." : "card for later charges."));
     }
-    var tokenized = await window.PaybridgeGateway.tokenize(details());
+    var tokenized = await window.PaybridgeGateway.tokenize(window.PaybridgeDetails(kind()));
     var body = { token: tokenized.token, kind: kind(), make_default: checked("make-default") };
     if (field("nickname")) body.nickname = field("nickname");
     if (needsAuthority()) body.mandate = { signer_name: field("signer-name"), terms_version: form.dataset.termsVersion };

@@ -37,15 +37,6 @@
   var unanswered = null;
   form.addEventListener("input", function () { unanswered = null; });
 
-  function details() {
-    if (kind() === "bank") {
-      return { routing_number: field("bank-routing"), account_number: field("bank-account"), account_holder: field("bank-holder") };
-    }
-    var exp = field("card-expiry").match(/^(\d{1,2})\s*\/?\s*(\d{2}|\d{4})$/);
-    if (!exp) throw new Error("Enter the card's expiry as MM/YY.");
-    var year = Number(exp[2]);
-    return { card_number: field("card-number"), exp_month: Number(exp[1]), exp_year: year < 100 ? 2000 + year : year, cvc: field("card-cvc") };
-  }
 
   async function attempt() {
     if (!unanswered) {
@@ -53,7 +44,7 @@
       if (saved()) {
         body = { method_id: saved() };
       } else {
-        var tokenized = await window.PaybridgeGateway.tokenize(details());
+        var tokenized = await window.PaybridgeGateway.tokenize(window.PaybridgeDetails(kind()));
         body = { token: tokenized.token };
       }
       var email = field("email");

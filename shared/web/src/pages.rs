@@ -326,6 +326,15 @@ pub fn routes() -> Router<AppState> {
             }),
         )
         .route(
+            "/assets/details.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../assets/details.js"),
+                )
+            }),
+        )
+        .route(
             "/assets/methods.js",
             get(|| async {
                 asset(
