@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use app::Services;
-use app::system::FixedClock;
 use domain::{Email, OrgSettings, OrgSlug, Secret};
 use store::Store;
 use time::{OffsetDateTime, macros::datetime};
@@ -14,6 +13,8 @@ pub const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);
 pub struct World {
     pub store: Store,
     pub services: Arc<Services>,
+    /// The world's clock: starts at NOW; `set_now` moves it.
+    pub clock: Arc<app::system::ManualClock>,
 }
 
 impl World {
@@ -21,10 +22,12 @@ impl World {
     /// API key: `demo_key()` and `acme_key()`.
     pub async fn new() -> World {
         let store = devtools::test_store().await;
-        let services = runtime::services_over(store.clone(), Arc::new(FixedClock(NOW)));
+        let clock = Arc::new(app::system::ManualClock::new(NOW));
+        let services = runtime::services_over(store.clone(), clock.clone());
         let world = World {
             store,
             services: Arc::new(services),
+            clock,
         };
         for (slug, currency) in [
             ("demo", domain::Currency::Usd),
@@ -74,6 +77,49 @@ impl World {
         .unwrap();
     }
 
+    /// Moves the world's clock.
+    pub fn set_now(&self, at: OffsetDateTime) {
+        self.clock.set(at);
+    }
+
+    /// Invites `email` to `org` as a payer of `customers` and accepts with `password` (through
+    /// the invite and accept APIs): the session cookie.
+    pub async fn payer(
+        &self,
+        org: &str,
+        email: &str,
+        customers: &[&str],
+        password: &str,
+    ) -> String {
+        let router = self.local_router();
+        let auth = format!("Bearer {}", Self::key(org));
+        let body =
+            serde_json::json!({"email": email, "name": "Pat Lee", "customer_ids": customers});
+        let path = format!("/api/orgs/{org}/invitations");
+        let (status, _, answer) = call(
+            &router,
+            "POST",
+            &path,
+            &[("authorization", &auth)],
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::CREATED, "{answer}");
+        let link = self.link_in_mail(email).await;
+        let token = link.trim_start_matches("/invite/");
+        let accept = serde_json::json!({"token": token, "name": "Pat Lee", "password": password, "accept_terms": true});
+        let (status, headers, answer) = call(
+            &router,
+            "POST",
+            "/api/invitations/accept",
+            &[],
+            Some(accept),
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::CREATED, "{answer}");
+        cookies(&headers)
+    }
+
     pub fn key(slug: &str) -> String {
         format!("pbk_{slug}_test_key_000000000000000000000000000")
     }
@@ -90,10 +136,7 @@ impl World {
 impl World {
     /// The local stack's router: every function, the sandbox gateway and the outbox.
     pub fn local_router(&self) -> axum::Router {
-        let outbox = Arc::new(store::Outbox::new(&self.store));
-        let local_only =
-            web::sandbox::routes(Arc::new(self.sandbox())).merge(web::dev::routes(outbox));
-        web::all_functions(self.services.clone(), local_only)
+        self.local_router_over(self.services.clone())
     }
 
     /// Emails the local outbox holds, newest first.
@@ -468,5 +511,167 @@ pub mod logs {
             let end = at + logs[at..].find('\n').unwrap_or(logs.len() - at);
             panic!("{what} appears in the logs: {}", &logs[start..end]);
         }
+    }
+}
+
+/// Writes `count` schedules of pat@harbor.test (demo, cust-1, `method`) that are not due at
+/// `now`: a twentieth later the same day (the same index partitions as what is due), the rest
+/// spread over the next 200 days. Straight into the table, 25 to a BatchWriteItem, 8 at once.
+pub async fn load_future_schedules(world: &World, method: &str, now: OffsetDateTime, count: usize) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use futures::StreamExt;
+    let user = world
+        .services
+        .users
+        .find_user_by_email(&Email::parse("pat@harbor.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let schedule = |i: usize| {
+        let due_at = if i.is_multiple_of(20) {
+            now + time::Duration::minutes(1 + (i % 1000) as i64)
+        } else {
+            now + time::Duration::days(1 + (i % 200) as i64)
+        };
+        app::ports::Schedule {
+            id: domain::ScheduleId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+            org: OrgSlug::parse("demo").unwrap(),
+            user: user.id.clone(),
+            invoice: domain::InvoiceNumber::parse(&format!("F-{i}")).unwrap(),
+            customer: domain::CustomerId::parse("cust-1").unwrap(),
+            method: domain::MethodId::parse(method).unwrap(),
+            secondary: None,
+            amount: None,
+            run_on: due_at.date(),
+            due_at,
+            enrolment: None,
+            state: app::ports::ScheduleState::Scheduled,
+            attempts: 0,
+            on_secondary: false,
+            payment: None,
+            outcome: None,
+            notice_at: None,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    };
+    let batches: Vec<Vec<usize>> = (0..count)
+        .collect::<Vec<_>>()
+        .chunks(25)
+        .map(<[usize]>::to_vec)
+        .collect();
+    futures::stream::iter(batches)
+        .map(|batch| {
+            let requests: Vec<WriteRequest> = batch
+                .into_iter()
+                .map(|i| {
+                    let item = store::schedules::schedule_item(&schedule(i));
+                    let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            let client = world.store.client().clone();
+            let table = world.store.table().to_owned();
+            async move {
+                let mut pending = Some(requests);
+                while let Some(requests) = pending.take() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, requests)
+                        .send()
+                        .await
+                        .unwrap();
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(&table))
+                        .filter(|r| !r.is_empty());
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Webhooks: secrets, the sandbox's signed events, the follow-ups after an answer.
+impl World {
+    /// The local stack's router over other ports (a slow mailer, say): every function, the
+    /// sandbox gateway with its event sender, and the outbox.
+    pub fn local_router_over(&self, services: Arc<Services>) -> axum::Router {
+        let outbox = Arc::new(store::Outbox::new(&self.store));
+        let local_only = web::sandbox::routes(Arc::new(self.sandbox()))
+            .merge(web::dev::routes(outbox))
+            .merge(web::sandbox_events::routes(
+                Arc::new(self.sandbox_events()),
+                web::webhook::router(services.clone()),
+            ));
+        web::all_functions(services, local_only)
+    }
+
+    /// The sandbox's webhook sender over this world's table, on the world's clock.
+    pub fn sandbox_events(&self) -> gateways::sandbox_events::SandboxEvents {
+        gateways::sandbox_events::SandboxEvents::new(
+            self.store.clone(),
+            self.services.clock.clone(),
+            self.services.ids.clone(),
+            self.services.webhook_secrets.clone(),
+        )
+    }
+
+    /// Rotates `org`'s sandbox webhook secret through the admin API (with a grace period in
+    /// hours for the one before, 24 when None); answers the new secret, shown this once.
+    pub async fn rotate_webhook_secret(&self, org: &str, grace_hours: Option<u16>) -> String {
+        let body = match grace_hours {
+            Some(h) => serde_json::json!({"grace_period_hours": h}),
+            None => serde_json::json!({}),
+        };
+        let auth = format!("Bearer {}", Self::key(org));
+        let path = format!("/api/orgs/{org}/webhook-secrets/rotate");
+        let (status, _, answer) = call(
+            &self.local_router(),
+            "POST",
+            &path,
+            &[("authorization", &auth)],
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, http::StatusCode::CREATED, "{answer}");
+        answer["secret"]
+            .as_str()
+            .expect("the new secret")
+            .to_owned()
+    }
+
+    /// Asks the sandbox to sign and deliver an event (`POST /sandbox/events`): the webhook's
+    /// status and answer.
+    pub async fn sandbox_event(
+        &self,
+        router: &axum::Router,
+        body: serde_json::Value,
+    ) -> (http::StatusCode, serde_json::Value) {
+        let (status, _, answer) = call(router, "POST", "/sandbox/events", &[], Some(body)).await;
+        assert_eq!(status, http::StatusCode::OK, "{answer}");
+        let delivered = &answer["response"];
+        let code = http::StatusCode::from_u16(delivered["status"].as_u64().unwrap() as u16);
+        (code.unwrap(), delivered["body"].clone())
+    }
+
+    /// Waits (at most 10 s) until nothing is due in the webhooks' follow-up queue: the effects
+    /// that handlers deliver right after their answers have been delivered.
+    pub async fn follow_ups_done(&self) {
+        for _ in 0..200 {
+            let due = self
+                .services
+                .webhooks
+                .due_follow_ups(self.services.clock.now(), 10)
+                .await
+                .unwrap();
+            if due.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("follow-ups still due after 10 s");
     }
 }

@@ -10,34 +10,8 @@ const PASSWORD: &str = "payer password 123";
 
 /// Invites `email` to demo for cust-1 and accepts; a browser signed in through the sign-in page.
 async fn payer_browser(world: &World, email: &str) -> Browser {
+    world.payer("demo", email, &["cust-1"], PASSWORD).await;
     let router = world.local_router();
-    let auth = format!("Bearer {}", World::demo_key());
-    let body = json!({"email": email, "name": "Pat Lee", "customer_ids": ["cust-1"]});
-    let (status, _, _) = call(
-        &router,
-        "POST",
-        "/api/orgs/demo/invitations",
-        &[("authorization", &auth)],
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let token = world
-        .link_in_mail(email)
-        .await
-        .trim_start_matches("/invite/")
-        .to_owned();
-    let accept =
-        json!({"token": token, "name": "Pat Lee", "password": PASSWORD, "accept_terms": true});
-    let (status, _, _) = call(
-        &router,
-        "POST",
-        "/api/invitations/accept",
-        &[],
-        Some(accept),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
     let mut browser = Browser::new(router);
     browser.get("/login").await;
     let signed_in = browser

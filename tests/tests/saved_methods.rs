@@ -3,44 +3,10 @@
 //! expiry notice; and no card number or CVC anywhere in the table or the logs.
 
 use http::StatusCode;
-use paybridge_tests::{NOW, World, call, call_from, cookies, logs};
+use paybridge_tests::{NOW, World, call, call_from, logs};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "payer password 123";
-
-/// Invites `email` to `org` for `customers` and accepts with PASSWORD: the session cookie.
-async fn payer(world: &World, org: &str, email: &str, customers: &[&str]) -> String {
-    let router = world.local_router();
-    let auth = format!("Bearer {}", World::key(org));
-    let body = json!({"email": email, "name": "Pat Lee", "customer_ids": customers});
-    let path = format!("/api/orgs/{org}/invitations");
-    let (status, _, _) = call(
-        &router,
-        "POST",
-        &path,
-        &[("authorization", &auth)],
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let token = world
-        .link_in_mail(email)
-        .await
-        .trim_start_matches("/invite/")
-        .to_owned();
-    let accept =
-        json!({"token": token, "name": "Pat Lee", "password": PASSWORD, "accept_terms": true});
-    let (status, headers, _) = call(
-        &router,
-        "POST",
-        "/api/invitations/accept",
-        &[],
-        Some(accept),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    cookies(&headers)
-}
 
 async fn save(world: &World, cookie: &str, org: &str, body: Value) -> (StatusCode, Value) {
     let client = "198.51.100.7:50000".parse().unwrap();
@@ -110,7 +76,9 @@ async fn method_call(
 async fn a_payer_saves_a_card_and_a_bank_account_pays_with_each_and_manages_them() {
     let (captured, _logging) = logs::capture();
     let world = World::new().await;
-    let pat = payer(&world, "demo", "pat@harbor.test", &["cust-1"]).await;
+    let pat = world
+        .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
+        .await;
 
     // A card: saved once; the same card again answers the saved one.
     let token = world.card_token("4242424242424242").await;
@@ -387,7 +355,9 @@ async fn a_payer_saves_a_card_and_a_bank_account_pays_with_each_and_manages_them
 #[tokio::test]
 async fn nobody_else_can_see_use_change_or_delete_a_method() {
     let world = World::new().await;
-    let pat = payer(&world, "demo", "pat@harbor.test", &["cust-1", "cust-2"]).await;
+    let pat = world
+        .payer("demo", "pat@harbor.test", &["cust-1", "cust-2"], PASSWORD)
+        .await;
     let token = world.card_token("4242424242424242").await;
     let (_, card) = save(
         &world,
@@ -400,7 +370,9 @@ async fn nobody_else_can_see_use_change_or_delete_a_method() {
     world.add_invoice("demo", "INV-1", "50.00").await;
 
     // Another payer of the same org and customer.
-    let sam = payer(&world, "demo", "sam@harbor.test", &["cust-1"]).await;
+    let sam = world
+        .payer("demo", "sam@harbor.test", &["cust-1"], PASSWORD)
+        .await;
     assert_eq!(methods(&world, &sam, "demo").await.1, json!([]));
     let patch = Some(json!({"make_default": true}));
     assert_eq!(
@@ -423,7 +395,9 @@ async fn nobody_else_can_see_use_change_or_delete_a_method() {
 
     // Another org: pat is no member of acme; acme's payer cannot reach demo's methods either.
     assert_eq!(methods(&world, &pat, "acme").await.0, StatusCode::NOT_FOUND);
-    let acme = payer(&world, "acme", "alex@acme-client.test", &["cust-1"]).await;
+    let acme = world
+        .payer("acme", "alex@acme-client.test", &["cust-1"], PASSWORD)
+        .await;
     assert_eq!(
         methods(&world, &acme, "demo").await.0,
         StatusCode::NOT_FOUND
@@ -493,7 +467,9 @@ async fn nobody_else_can_see_use_change_or_delete_a_method() {
 #[tokio::test]
 async fn a_card_that_expires_within_30_days_is_told_once() {
     let world = World::new().await;
-    let pat = payer(&world, "demo", "pat@harbor.test", &["cust-1"]).await;
+    let pat = world
+        .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
+        .await;
     // NOW is 2026-11-26: a card of 11/2026 works until the 30th; one of 12/2026 until the
     // 31st of December, more than 30 days away; one of 2030 long after.
     for (number, month, year) in [

@@ -29,13 +29,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (ddb.endpoint().to_owned(), Some(ddb))
         }
     };
-    let store = Store::new(devtools::local_client(&endpoint).await, &table);
+    let store = Store::new(devtools::local_client(&endpoint).await, &table)
+        .with_sealing_key(local_sealing_key(&data_dir)?);
     let sandbox = Arc::new(gateways::SandboxGateway::new(
         store.clone(),
         Arc::new(app::system::SystemClock),
         Arc::new(app::system::RandomIds),
     ));
     let outbox = Arc::new(store::Outbox::new(&store));
+    let sandbox_events = Arc::new(gateways::sandbox_events::SandboxEvents::new(
+        store.clone(),
+        Arc::new(app::system::SystemClock),
+        Arc::new(app::system::RandomIds),
+        Arc::new(store.clone()),
+    ));
     store.ensure_table().await?;
     let mut services = runtime::services_over(store, Arc::new(app::system::SystemClock));
     // Links in emails (invitations) point at this stack.
@@ -43,6 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let services = Arc::new(services);
     let today = services.clock.now().date();
     let seeded = seed::seed(&services, today).await?;
+    ensure_webhook_secrets(&services).await?;
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -78,9 +86,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  outbox         {base}/dev/outbox (emails), {base}/dev/events.json (events)");
     println!("  sandbox        {base}/sandbox/card (test tokens), {base}/sandbox/charges");
+    println!(
+        "  auto-pay tick  every {}s (TICK_SECONDS; 0 stops it); one tick at any time: POST {base}/dev/tick?now=2026-12-01T06:00:00Z",
+        tick_seconds()
+    );
+    println!(
+        "  webhooks       POST {base}/sandbox/events {{\"charge_id\": \"ch_...\", \"type\": \"charge.settled\"}} signs and delivers one to {base}/webhooks/<org>/sandbox"
+    );
+    println!(
+        "  bank debits    settle by themselves after {}s (SANDBOX_SETTLE_SECONDS; 0 never); account 000222222227 is then returned",
+        settle_seconds()
+    );
     println!("Stop with Ctrl-C; data is kept for the next start.");
 
-    let local_only = web::sandbox::routes(sandbox).merge(web::dev::routes(outbox));
+    tokio::spawn(tick_every(services.clone(), tick_seconds()));
+    tokio::spawn(settle_every(
+        sandbox_events.clone(),
+        web::webhook::router(services.clone()),
+        settle_seconds(),
+    ));
+    let local_only = web::sandbox::routes(sandbox)
+        .merge(web::dev::routes(outbox))
+        .merge(web::sandbox_events::routes(
+            sandbox_events.clone(),
+            web::webhook::router(services.clone()),
+        ))
+        .merge(web::dev::tick_routes(services.clone()));
     let router = web::all_functions(services, local_only);
     let router = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)
@@ -89,4 +120,102 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// Seconds between the local stack's ticks (EventBridge runs them every 5 minutes in AWS).
+fn tick_seconds() -> u64 {
+    std::env::var("TICK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+}
+
+/// The local stand-in for the EventBridge schedule.
+async fn tick_every(services: std::sync::Arc<app::Services>, seconds: u64) {
+    if seconds == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    loop {
+        every.tick().await;
+        if let Err(e) = runtime::run_one_tick(&services, services.clock.now(), None).await {
+            tracing::error!(error = %e, "tick failed; the next one carries on");
+        }
+    }
+}
+
+/// The key that seals webhook secrets: SEALING_KEY, else the one kept in the data folder (made
+/// on the first start, readable by its owner only), so that a restart can still open them.
+fn local_sealing_key(
+    data_dir: &std::path::Path,
+) -> Result<store::SealingKey, Box<dyn std::error::Error>> {
+    if let Ok(text) = std::env::var("SEALING_KEY") {
+        return Ok(store::SealingKey::from_base64(&text)?);
+    }
+    let path = data_dir.join("sealing.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(store::SealingKey::from_base64(&text)?);
+    }
+    let (key, text) = store::SealingKey::generate();
+    std::fs::create_dir_all(data_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, text.expose().as_bytes())?;
+    Ok(key)
+}
+
+/// The demo orgs' webhook secrets for the sandbox, made once, so that the sandbox can sign its
+/// events from the first start (rotate them with `POST /api/orgs/{org}/webhook-secrets/rotate`).
+async fn ensure_webhook_secrets(
+    services: &app::Services,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for slug in ["demo", "acme"] {
+        let org = domain::OrgSlug::parse(slug)?;
+        let gateway = services.gateway.name();
+        if services
+            .webhook_secrets
+            .secret_info(&org, gateway)
+            .await?
+            .is_none()
+        {
+            let command = app::webhooks::RotateCommand {
+                org,
+                gateway: None,
+                secret: None,
+                grace: None,
+            };
+            app::webhooks::rotate_secret(services, command).await?;
+        }
+    }
+    Ok(())
+}
+
+/// After how long the sandbox settles a pending bank debit by itself (a bank takes days).
+fn settle_seconds() -> u64 {
+    std::env::var("SANDBOX_SETTLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+}
+
+/// The sandbox's own webhooks: settlements and returns of its bank debits, as they fall due.
+async fn settle_every(
+    events: Arc<gateways::sandbox_events::SandboxEvents>,
+    webhook: axum::Router,
+    seconds: u64,
+) {
+    if seconds == 0 {
+        return;
+    }
+    let after = time::Duration::seconds(seconds as i64);
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = web::sandbox_events::send_due(&events, &webhook, now, after).await {
+            tracing::warn!(error = %e, "the sandbox's settlements failed; it tries again");
+        }
+    }
 }

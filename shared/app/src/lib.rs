@@ -1,5 +1,6 @@
 //! Paybridge's use cases over ports. No AWS, HTTP or Lambda crates: the compiler keeps it so.
 
+pub mod autopay;
 pub mod idempotency;
 pub mod invitations;
 pub mod ledger;
@@ -10,8 +11,10 @@ pub mod passwords;
 pub mod pay_now;
 pub mod payments;
 pub mod ports;
+pub mod schedules;
 pub mod services;
 pub mod sessions;
 pub mod system;
 pub mod velocity;
+pub mod webhooks;
 pub use services::Services;

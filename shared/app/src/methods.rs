@@ -478,6 +478,14 @@ fn last_day(year: i32, month: u8) -> Option<Date> {
     Date::from_calendar_date(year, month, time::util::days_in_month(month, year)).ok()
 }
 
+/// Whether a card will have expired by `day` (a bank account never does).
+pub fn expired_by(method: &SavedMethod, day: Date) -> bool {
+    match (method.exp_year, method.exp_month) {
+        (Some(year), Some(month)) => last_day(i32::from(year), month).is_some_and(|end| end < day),
+        _ => false,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "email/card_expiring.txt")]
 struct ExpiringText<'a> {

@@ -106,10 +106,16 @@ impl Receipt {
 /// The event type of a payment's outcome.
 pub fn event_type(status: PaymentStatus) -> &'static str {
     match status {
+        // An approved bank debit: submitted, settles (or is returned) later.
+        PaymentStatus::Pending => "payment.pending",
         PaymentStatus::Succeeded => "payment.succeeded",
         PaymentStatus::Failed => "payment.failed",
-        // An approved bank debit: submitted, settles (or is returned) later.
-        _ => "payment.pending",
+        PaymentStatus::Settled => "payment.settled",
+        PaymentStatus::Returned => "payment.returned",
+        PaymentStatus::Refunded => "payment.refunded",
+        PaymentStatus::Disputed => "payment.disputed",
+        PaymentStatus::DisputeWon => "payment.dispute_won",
+        PaymentStatus::DisputeLost => "payment.dispute_lost",
     }
 }
 

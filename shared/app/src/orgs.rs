@@ -176,6 +176,8 @@ pub struct SettingsPatch {
     pub timezone: Option<String>,
     pub default_currency: Option<domain::Currency>,
     pub surcharges: Option<Vec<domain::SurchargeRule>>,
+    /// Replaces the auto-pay settings as a whole.
+    pub autopay: Option<domain::AutoPaySettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +190,8 @@ pub enum SettingsError {
     Timezone,
     #[error("surcharges: {0}")]
     Surcharges(#[from] domain::SurchargeError),
+    #[error("autopay.{0}")]
+    AutoPay(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -214,12 +218,9 @@ pub async fn update_settings(
         settings.invite_ttl_days = days;
     }
     if let Some(zone) = patch.timezone {
-        // The shape of an IANA name; the zone database is consulted where dates are computed.
-        let shaped = (1..=64).contains(&zone.len())
-            && zone
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
-        if !shaped {
+        // A zone the bundled database knows: schedule days are computed in it.
+        let known = domain::local_date(&zone, time::OffsetDateTime::UNIX_EPOCH).is_some();
+        if zone.len() > 64 || !known {
             return Err(SettingsError::Timezone);
         }
         settings.timezone = zone;
@@ -230,6 +231,12 @@ pub async fn update_settings(
     if let Some(rules) = patch.surcharges {
         domain::validate_surcharges(&rules)?;
         settings.surcharges = rules;
+    }
+    if let Some(autopay) = patch.autopay {
+        if let Some(problem) = autopay.problem() {
+            return Err(SettingsError::AutoPay(problem));
+        }
+        settings.autopay = autopay;
     }
     if !orgs.update_settings(slug, &settings).await? {
         return Err(SettingsError::NotFound);

@@ -37,6 +37,9 @@ pub struct PayCommand {
     pub source: PaySource,
     /// A decimal string in the invoice's currency: pay less than the balance (where allowed).
     pub amount: Option<String>,
+    /// A scheduled payment's amount is "at most": a balance that dropped meanwhile is paid
+    /// instead of refused.
+    pub amount_at_most: bool,
     pub receipt_email: Option<Email>,
     /// The client's network address, for the per-address decline limit.
     pub client: Option<String>,
@@ -126,7 +129,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         .read_invoice(&cmd.org, &cmd.invoice)
         .await?
         .ok_or(PayError::NotFound)?;
-    let amount = amount_to_pay(&org, &read, cmd.amount.as_deref())?;
+    let amount = amount_to_pay(&org, &read, cmd.amount.as_deref(), cmd.amount_at_most)?;
     let (source, known) = match cmd.source {
         PaySource::Token(token) => (ChargeSource::Token(token), None),
         PaySource::Saved { user, method } => {
@@ -214,7 +217,12 @@ struct Told {
 }
 
 /// The balance now, or less where the org allows partial payments; never more.
-fn amount_to_pay(org: &Org, read: &InvoiceRead, asked: Option<&str>) -> Result<Money, PayError> {
+fn amount_to_pay(
+    org: &Org,
+    read: &InvoiceRead,
+    asked: Option<&str>,
+    at_most: bool,
+) -> Result<Money, PayError> {
     let balance = read.invoice.amount_due;
     if !read.invoice.is_payable() {
         let status = match read.invoice.status {
@@ -229,6 +237,9 @@ fn amount_to_pay(org: &Org, read: &InvoiceRead, asked: Option<&str>) -> Result<M
     let asked = Money::parse(text, balance.currency()).map_err(PayError::InvalidAmount)?;
     if asked.is_zero() {
         return Err(PayError::ZeroAmount);
+    }
+    if asked >= balance && at_most {
+        return Ok(balance);
     }
     if asked > balance {
         return Err(PayError::AmountAboveBalance(balance));
@@ -303,6 +314,13 @@ async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
         }
         _ => Ok(payment),
     }
+}
+
+/// Finishes a payment whose attempt was abandoned (its request died after reaching the
+/// gateway, and no retry came): the gateway is asked what became of our reference, and its
+/// answer is written as a retry's would be. Nothing is charged.
+pub async fn resolve_abandoned(s: &Services, payment: Payment) -> Result<Payment, PayError> {
+    resume(s, payment).await
 }
 
 /// Names for the receipt of a payment resumed after its first request stopped.

@@ -273,6 +273,12 @@ pub trait Accounting: Send + Sync {
         org: &OrgSlug,
         number: &InvoiceNumber,
     ) -> Result<Option<InvoiceRead>, AccountingError>;
+    /// The customer's invoices that have a balance to pay (auto-pay discovers them).
+    async fn open_invoices(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+    ) -> Result<Vec<Invoice>, AccountingError>;
 }
 
 /// What pays: a single-use token from the gateway's browser tokenization, or a method saved
@@ -422,6 +428,18 @@ pub trait Gateway: Send + Sync {
         customer: &str,
         method: &str,
     ) -> Result<(), GatewayError>;
+    /// Checks a notification's signature against its raw body with the org's active secrets
+    /// (the gateway's own scheme), and only then reads it. Ok(None): genuine, but nothing that
+    /// moves a payment (an event type we do not act on).
+    fn read_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+        secrets: &[Secret<String>],
+        now: OffsetDateTime,
+    ) -> Result<Option<GatewayEvent>, WebhookRejection> {
+        let _ = (delivery, secrets, now);
+        Err(WebhookRejection::Unsupported)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -876,4 +894,543 @@ pub trait MethodRepo: Send + Sync {
         method: &SavedMethod,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// Where a schedule is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleState {
+    /// Waiting for its time (its first try, a retry, or its advance notice).
+    Scheduled,
+    /// Claimed by a tick, which is charging it; a claim past `claimed_until` is taken over.
+    Running,
+    Succeeded,
+    Failed,
+    /// Not charged: paid elsewhere, void, above the auto-pay cap.
+    Skipped,
+    Cancelled,
+}
+
+impl ScheduleState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ScheduleState::Scheduled => "scheduled",
+            ScheduleState::Running => "running",
+            ScheduleState::Succeeded => "succeeded",
+            ScheduleState::Failed => "failed",
+            ScheduleState::Skipped => "skipped",
+            ScheduleState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        use ScheduleState::*;
+        [Scheduled, Running, Succeeded, Failed, Skipped, Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    /// Whether it is over (nothing more will be charged).
+    pub const fn is_final(self) -> bool {
+        !matches!(self, ScheduleState::Scheduled | ScheduleState::Running)
+    }
+}
+
+/// A payment of one invoice from a saved method, due at a time: chosen by the payer, or made
+/// by an auto-pay enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub id: domain::ScheduleId,
+    pub org: OrgSlug,
+    /// The payer whose saved methods pay it.
+    pub user: UserId,
+    pub invoice: InvoiceNumber,
+    pub customer: CustomerId,
+    pub method: domain::MethodId,
+    /// Tried once when the primary fails (auto-pay).
+    pub secondary: Option<domain::MethodId>,
+    /// None: the whole balance at run time. Otherwise at most this (never more than the balance).
+    pub amount: Option<Money>,
+    /// The day it was scheduled for, in the org's time zone.
+    pub run_on: time::Date,
+    /// When it is next due (its day's run hour; a retry's time; a claim's expiry while running).
+    pub due_at: OffsetDateTime,
+    /// The auto-pay enrolment that made it, if any.
+    pub enrolment: Option<domain::EnrolmentId>,
+    pub state: ScheduleState,
+    /// Charges tried so far (a takeover of the same attempt does not count again).
+    pub attempts: u32,
+    /// Whether the secondary method is the one being tried now.
+    pub on_secondary: bool,
+    /// The current attempt's payment (our reference at the gateway).
+    pub payment: Option<PaymentId>,
+    /// The last decline's code, or why it was skipped or cancelled.
+    pub outcome: Option<String>,
+    /// An advance notice still to send at this time (auto-pay), before `due_at`.
+    pub notice_at: Option<OffsetDateTime>,
+    /// Every move adds one: a move applies only to the version it was read at.
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Schedule {
+    /// The method being tried now.
+    pub fn current_method(&self) -> &domain::MethodId {
+        match (&self.secondary, self.on_secondary) {
+            (Some(secondary), true) => secondary,
+            _ => &self.method,
+        }
+    }
+
+    /// What it waits for next: its advance notice, or its charge.
+    pub fn next_time(&self) -> OffsetDateTime {
+        match self.notice_at {
+            Some(notice) if notice < self.due_at => notice,
+            _ => self.due_at,
+        }
+    }
+}
+
+/// What creating a schedule did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewSchedule {
+    Created,
+    /// The invoice has an active schedule already (that one).
+    InvoiceTaken(domain::ScheduleId),
+    /// The method was removed meanwhile.
+    MethodGone,
+}
+
+/// Partitions of each day of the due index (a busy day's writes spread over them); the tick
+/// reads every one.
+pub const DUE_SHARDS: u8 = 4;
+
+/// When auto-pay charges a customer's invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AutoPayRule {
+    /// On the invoice's due date.
+    OnDueDate,
+    /// `days` after the invoice's date.
+    DaysAfterInvoice { days: u16 },
+    /// On day `day` of the month, on or after the invoice's date (the month's last day when it
+    /// is shorter).
+    DayOfMonth { day: u8 },
+}
+
+/// A customer's enrolment in automatic payments: which payer's saved methods pay, by which
+/// rule, up to which amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    pub id: domain::EnrolmentId,
+    pub org: OrgSlug,
+    pub customer: CustomerId,
+    /// The payer whose methods pay.
+    pub user: UserId,
+    pub method: domain::MethodId,
+    pub secondary: Option<domain::MethodId>,
+    pub rule: AutoPayRule,
+    /// Invoices above this are left for the payer to pay by hand (and the payer is told).
+    pub cap: Option<Money>,
+    /// Made by an admin, who may lock it: the payer cannot change or end it.
+    pub by_admin: bool,
+    pub locked: bool,
+    /// When the tick next looks for new invoices of the customer.
+    pub look_at: OffsetDateTime,
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// One page of due items from one partition of the due index.
+pub struct DuePage {
+    /// Enrolments whose time to look for new invoices has come.
+    pub enrolments: Vec<Enrolment>,
+    pub schedules: Vec<Schedule>,
+    /// Items the query read (what it costs).
+    pub items_read: usize,
+}
+
+#[async_trait]
+pub trait ScheduleRepo: Send + Sync {
+    /// In one transaction: the schedule, the invoice's marker (one active schedule per invoice),
+    /// and its methods noted as used by it (a method in use cannot be removed).
+    async fn create_schedule(&self, schedule: &Schedule) -> Result<NewSchedule, StoreError>;
+    async fn get_schedule(
+        &self,
+        org: &OrgSlug,
+        user: &UserId,
+        id: &domain::ScheduleId,
+    ) -> Result<Option<Schedule>, StoreError>;
+    /// The payer's schedules in the org, newest first.
+    async fn schedules_of(&self, org: &OrgSlug, user: &UserId)
+    -> Result<Vec<Schedule>, StoreError>;
+    /// The invoice's active schedule, if any: (its payer, its id).
+    async fn active_for_invoice(
+        &self,
+        org: &OrgSlug,
+        invoice: &InvoiceNumber,
+    ) -> Result<Option<(UserId, domain::ScheduleId)>, StoreError>;
+    /// Schedules whose next time has come, from one bucket (a UTC day) and shard of the due
+    /// index, oldest first, at most `limit`.
+    async fn due_schedules(
+        &self,
+        day: time::Date,
+        shard: u8,
+        now: OffsetDateTime,
+        limit: i32,
+    ) -> Result<DuePage, StoreError>;
+    /// Moves a schedule from the state `seen` was read in to `next`, only if it is still as
+    /// read (state, attempt's payment, next time): a claim by one tick among several. In the
+    /// same transaction, a schedule that ends releases its methods and its invoice's marker.
+    /// Ok(false) when someone else moved it first.
+    async fn move_schedule(&self, seen: &Schedule, next: &Schedule) -> Result<bool, StoreError>;
+    /// The day through which every earlier bucket of the due index has been swept.
+    async fn swept_through(&self) -> Result<Option<time::Date>, StoreError>;
+    async fn set_swept_through(&self, day: time::Date) -> Result<(), StoreError>;
+}
+
+/// A gateway notification as it arrived: its headers and its raw body, untouched (signatures
+/// are over the exact bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookDelivery<'a> {
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl WebhookDelivery<'_> {
+    /// A header's value by its name, in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a notification is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRejection {
+    /// Missing, malformed, stale or matching none of the org's secrets: nothing was read.
+    #[error("webhook signature rejected: {0}")]
+    Signature(&'static str),
+    /// Signed, but not a notification we can read.
+    #[error("webhook body is malformed: {0}")]
+    Malformed(String),
+    /// This gateway does not send notifications (yet).
+    #[error("this gateway sends no webhooks")]
+    Unsupported,
+}
+
+/// A verified notification in our words: the gateway says that its charge is now `reports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEvent {
+    /// The gateway's event id: one event delivered again has the same one.
+    pub id: String,
+    /// The gateway's own name of the event ("charge.settled").
+    pub kind: String,
+    pub reports: PaymentStatus,
+    /// The gateway's charge id (our payment's `gateway_ref`).
+    pub charge: String,
+    /// Our reference (the payment id), where the gateway echoes it back.
+    pub reference: Option<String>,
+    /// For refunds: the amount refunded so far, all refunds together.
+    pub refunded: Option<Money>,
+}
+
+/// An org's webhook secrets for one gateway, as far as they may be shown: never the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSecretInfo {
+    pub gateway: String,
+    pub current_id: String,
+    pub current_since: OffsetDateTime,
+    /// The secret before, accepted until then.
+    pub previous_id: Option<String>,
+    pub previous_until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateWrite {
+    Rotated(WebhookSecretInfo),
+    /// Someone else rotated meanwhile: nothing was written.
+    Conflict,
+}
+
+/// Per-org webhook secrets, sealed at rest: the store keeps only ciphertext, and opens it with a
+/// key-encryption key of its configuration.
+#[async_trait]
+pub trait WebhookSecrets: Send + Sync {
+    /// What a notification may be signed with at `now`: the current secret, and the previous
+    /// one while its grace period lasts. Empty when the org has none.
+    async fn active_secrets(
+        &self,
+        org: &OrgSlug,
+        gateway: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Secret<String>>, StoreError>;
+    async fn secret_info(
+        &self,
+        org: &OrgSlug,
+        gateway: &str,
+    ) -> Result<Option<WebhookSecretInfo>, StoreError>;
+    /// Makes `secret` (under the new id `id`) the current one; the current one is accepted
+    /// until `previous_until`, and the one before it is retired at once.
+    async fn rotate_secret(
+        &self,
+        org: &OrgSlug,
+        gateway: &str,
+        id: &str,
+        secret: &Secret<String>,
+        previous_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<RotateWrite, StoreError>;
+}
+
+/// A payment as a notification finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedPayment {
+    pub payment: Payment,
+    /// Our own write of the gateway's answer has not landed yet (the gateway was faster).
+    pub attempt_open: bool,
+    /// Refunded so far, all refunds together.
+    pub refunded: Option<Money>,
+}
+
+/// What the store knows when a notification arrives, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventContext {
+    /// The event was recorded already (delivered before).
+    pub seen: bool,
+    pub payment: Option<TrackedPayment>,
+}
+
+/// How the event's marker `WHEVT#...` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// First delivery: the marker is put, only if absent (the dedupe).
+    New,
+    /// A held event applied later: its marker moves on, only if still held.
+    ResolveHeld,
+}
+
+/// A payment's status change, written only if the payment is still where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentChange {
+    pub payment: PaymentId,
+    pub from: PaymentStatus,
+    pub to: PaymentStatus,
+    /// What the payment had refunded when read, and what it has now (refunds only rise).
+    pub refunded_before: Option<Money>,
+    pub refunded: Option<Money>,
+}
+
+/// The invoice's balance given back, guarded by the ledger version read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceRestore {
+    pub invoice: InvoiceRead,
+    pub amount: Money,
+}
+
+/// One line of a payment's history: an event as it arrived, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: OffsetDateTime,
+    pub event_id: String,
+    pub gateway_event: String,
+    pub reported: PaymentStatus,
+    pub before: PaymentStatus,
+    pub after: PaymentStatus,
+    /// applied, refund_raised, already_there, passed, contradicts
+    pub outcome: String,
+    pub refunded: Option<Money>,
+}
+
+/// What a transition leaves to do after the acknowledgement: the event to publish and the
+/// emails to send, recorded in the transition's own transaction and delivered at least once,
+/// never twice by two deliverers (a lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEffects {
+    /// `<payment>#<to>` (`#<refunded minor units>` for a raised refund): one per transition.
+    pub id: String,
+    pub org: OrgSlug,
+    pub payment: PaymentId,
+    pub from: PaymentStatus,
+    pub to: PaymentStatus,
+    pub event_id: String,
+    pub at: OffsetDateTime,
+    /// The amount given back to the invoice's balance in the same transaction, if any.
+    pub restored: Option<Money>,
+    pub refunded: Option<Money>,
+    /// Messages sent already ("event", "payer", "admin:<email>").
+    pub done: Vec<String>,
+    pub attempts: u32,
+}
+
+/// An event that arrived before the payment it names could take it, kept to apply later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldEvent {
+    pub org: OrgSlug,
+    pub gateway: String,
+    pub event: GatewayEvent,
+    pub received_at: OffsetDateTime,
+    pub attempts: u32,
+}
+
+/// What one notification writes, in one transaction: the marker (dedupe), the payment's move,
+/// the history line, the effects to deliver and the balance given back.
+#[derive(Debug, Clone)]
+pub struct EventWrite<'a> {
+    pub org: &'a OrgSlug,
+    pub gateway: &'a str,
+    pub event: &'a GatewayEvent,
+    pub marker: Marker,
+    /// applied, refund_raised, already_there, passed, contradicts, held
+    pub outcome: &'static str,
+    pub payment: Option<PaymentId>,
+    pub change: Option<PaymentChange>,
+    pub history: Option<HistoryEntry>,
+    pub effects: Option<PaymentEffects>,
+    pub restore: Option<BalanceRestore>,
+    /// For a held event: when to look at it again.
+    pub retry_at: Option<OffsetDateTime>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventWritten {
+    Written,
+    /// The marker exists (a redelivery), or the held event was resolved by someone else.
+    AlreadyRecorded,
+    /// The payment moved since it was read: read again.
+    PaymentMoved,
+    /// The ledger invoice changed since it was read: read again.
+    InvoiceChanged,
+}
+
+/// Work left after an acknowledgement, by the key of its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUpKey {
+    Effects {
+        org: OrgSlug,
+        id: String,
+    },
+    Held {
+        org: OrgSlug,
+        gateway: String,
+        event_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    Effects(PaymentEffects),
+    Held(HeldEvent),
+}
+
+impl FollowUp {
+    pub fn key(&self) -> FollowUpKey {
+        match self {
+            FollowUp::Effects(e) => FollowUpKey::Effects {
+                org: e.org.clone(),
+                id: e.id.clone(),
+            },
+            FollowUp::Held(h) => FollowUpKey::Held {
+                org: h.org.clone(),
+                gateway: h.gateway.clone(),
+                event_id: h.event.id.clone(),
+            },
+        }
+    }
+}
+
+/// A leased follow-up: the record as leased, and the lease that later writes must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub follow_up: FollowUp,
+    pub lease: String,
+}
+
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    /// In one read: whether the event was recorded already, and the payment it names (by our
+    /// reference, strongly consistent; without one, by the gateway's charge id).
+    async fn event_context(
+        &self,
+        org: &OrgSlug,
+        gateway: &str,
+        event: &GatewayEvent,
+    ) -> Result<EventContext, StoreError>;
+    async fn record_event(&self, write: &EventWrite<'_>) -> Result<EventWritten, StoreError>;
+    /// The payment's history, oldest first.
+    async fn payment_history(
+        &self,
+        org: &OrgSlug,
+        payment: &PaymentId,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Follow-ups due by `now`, oldest first (possibly leased by someone: `lease` decides).
+    async fn due_follow_ups(
+        &self,
+        now: OffsetDateTime,
+        limit: u16,
+    ) -> Result<Vec<FollowUpKey>, StoreError>;
+    /// Takes a due follow-up until `until`. None: done, not due, or leased by someone else.
+    async fn lease(
+        &self,
+        key: &FollowUpKey,
+        lease: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<Leased>, StoreError>;
+    /// Gives the follow-up back to be tried again at `retry_at`, with the messages done so far.
+    async fn reschedule(
+        &self,
+        key: &FollowUpKey,
+        lease: &str,
+        done: &[String],
+        retry_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Done with it: effects delivered (`outcome` "delivered"), or a held event given up
+    /// ("unmatched"). It leaves the queue.
+    async fn close(
+        &self,
+        key: &FollowUpKey,
+        lease: &str,
+        outcome: &str,
+        done: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// What recording that auto-pay has seen an invoice did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    First,
+    Before,
+}
+
+#[async_trait]
+pub trait EnrolmentRepo: Send + Sync {
+    /// Writes the customer's enrolment (one per customer), with its methods noted as used by
+    /// it; `replacing` is the one it replaces (its methods released), checked unchanged.
+    async fn put_enrolment(
+        &self,
+        enrolment: &Enrolment,
+        replacing: Option<&Enrolment>,
+    ) -> Result<bool, StoreError>;
+    async fn get_enrolment(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+    ) -> Result<Option<Enrolment>, StoreError>;
+    /// Ends the enrolment (its methods released), if unchanged since read.
+    async fn delete_enrolment(&self, enrolment: &Enrolment) -> Result<bool, StoreError>;
+    /// Moves the enrolment's next look, if unchanged since read (a claim by one tick).
+    async fn move_enrolment(&self, seen: &Enrolment, next: &Enrolment) -> Result<bool, StoreError>;
+    /// Notes that auto-pay has dealt with the invoice (once per enrolment and invoice, ever).
+    async fn mark_seen(
+        &self,
+        enrolment: &Enrolment,
+        invoice: &InvoiceNumber,
+        at: OffsetDateTime,
+    ) -> Result<Seen, StoreError>;
 }

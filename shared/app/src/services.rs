@@ -21,9 +21,16 @@ pub struct Services {
     pub invitations: Arc<dyn InvitationRepo>,
     pub sessions: Arc<dyn SessionRepo>,
     pub methods: Arc<dyn MethodRepo>,
+    pub schedules: Arc<dyn ScheduleRepo>,
+    pub enrolments: Arc<dyn EnrolmentRepo>,
     pub gateway: Arc<dyn Gateway>,
     pub mailer: Arc<dyn Mailer>,
     pub events: Arc<dyn EventPublisher>,
+    pub webhook_secrets: Arc<dyn WebhookSecrets>,
+    pub webhooks: Arc<dyn WebhookRepo>,
+    /// Whether the webhook handler delivers a notification's effects itself right after its
+    /// answer (the retry path, `webhooks::run_due_follow_ups`, delivers them in any case).
+    pub follow_up_after_ack: bool,
     pub clock: Arc<dyn Clock>,
     /// Where people reach Paybridge (links in emails): `PUBLIC_URL`, no trailing slash.
     pub public_url: String,
@@ -50,6 +57,10 @@ impl Services {
             + InvitationRepo
             + SessionRepo
             + MethodRepo
+            + ScheduleRepo
+            + EnrolmentRepo
+            + WebhookSecrets
+            + WebhookRepo
             + Clone
             + 'static,
     {
@@ -67,7 +78,12 @@ impl Services {
             counters: Arc::new(store.clone()),
             invitations: Arc::new(store.clone()),
             sessions: Arc::new(store.clone()),
-            methods: Arc::new(store),
+            methods: Arc::new(store.clone()),
+            schedules: Arc::new(store.clone()),
+            enrolments: Arc::new(store.clone()),
+            webhook_secrets: Arc::new(store.clone()),
+            webhooks: Arc::new(store),
+            follow_up_after_ack: true,
             gateway,
             mailer: notify.clone(),
             events: notify,

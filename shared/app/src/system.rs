@@ -38,6 +38,25 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that is moved by hand: tests that cross days and month ends.
+pub struct ManualClock(std::sync::Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn new(at: OffsetDateTime) -> Self {
+        ManualClock(std::sync::Mutex::new(at))
+    }
+
+    pub fn set(&self, at: OffsetDateTime) {
+        *self.0.lock().expect("the clock's lock is never poisoned") = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().expect("the clock's lock is never poisoned")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 use store::{Store, local_client};
 
 /// A store over a new, empty table of its own on this process's DynamoDB Local, so that tests
-/// never see each other's data. Build one per test (clients must not outlive their runtime).
+/// never see each other's data, sealing its secrets with a key of its own. Build one per test
+/// (clients must not outlive their runtime).
 pub async fn test_store() -> Store {
     let client = local_client(crate::dynamodb_local::shared_for_tests()).await;
-    let store = Store::new(client, format!("test-{}", ulid::Ulid::new()));
+    let (sealing, _) = store::SealingKey::generate();
+    let store = Store::new(client, format!("test-{}", ulid::Ulid::new())).with_sealing_key(sealing);
     store
         .ensure_table()
         .await

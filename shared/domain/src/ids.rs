@@ -94,6 +94,14 @@ typed_id!(
     MandateId, "mdt_", "mandate"
 );
 typed_id!(
+    /// A payment due on a later date: one invoice, a saved method, a day.
+    ScheduleId, "sch_", "schedule"
+);
+typed_id!(
+    /// A customer's enrolment in automatic payments.
+    EnrolmentId, "enr_", "enrolment"
+);
+typed_id!(
     /// An org API key (the id is public; the secret is shown once and kept only as a hash).
     ApiKeyId, "key_", "API key"
 );

@@ -9,12 +9,16 @@ mod payment;
 mod secret;
 mod surcharge;
 
-pub use ids::{ApiKeyId, IdError, InvitationId, MandateId, MethodId, PaymentId, UserId};
+pub use ids::{
+    ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId, UserId,
+};
 pub use invoice::{Invoice, InvoiceStatus};
 pub use money::{Currency, Money, MoneyError, UnknownCurrency};
 pub use names::{CustomerId, Email, InvoiceNumber, NameError, OrgSlug};
-pub use org::{Membership, Org, OrgSettings, Role};
-pub use payment::PaymentStatus;
+pub use org::{
+    AutoPaySettings, Membership, Org, OrgSettings, Role, local_date, local_instant,
+};
+pub use payment::{PaymentStatus, Report};
 pub use secret::{Secret, token_hash};
 pub use surcharge::{
     ANY_BRAND, MAX_RATE_BPS, SurchargeError, SurchargeRule, card_surcharge, rule_for,

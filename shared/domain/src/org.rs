@@ -16,6 +16,81 @@ pub struct OrgSettings {
     pub default_currency: Currency,
     /// Card surcharges by brand; empty means none.
     pub surcharges: Vec<SurchargeRule>,
+    /// How scheduled and automatic payments run.
+    pub autopay: AutoPaySettings,
+}
+
+/// How the org's scheduled and automatic payments run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoPaySettings {
+    /// The hour of the org's day (0-23, its time zone) at which a day's payments are charged.
+    pub run_hour: u8,
+    /// Days to wait before each retry of a soft decline (insufficient funds, a generic
+    /// decline); as many retries as entries, at most 5.
+    pub retry_days: Vec<u16>,
+    /// Days before an automatic debit that the payer is told of it (0: no advance notice).
+    pub advance_notice_days: u16,
+    /// Hours after an invoice is first seen before auto-pay may charge it.
+    pub processing_delay_hours: u16,
+    /// Whether payers may enrol their own customers in auto-pay (admins always may).
+    pub payers_may_enrol: bool,
+}
+
+impl Default for AutoPaySettings {
+    fn default() -> Self {
+        AutoPaySettings {
+            run_hour: 6,
+            retry_days: vec![1, 3, 5],
+            advance_notice_days: 3,
+            processing_delay_hours: 24,
+            payers_may_enrol: true,
+        }
+    }
+}
+
+impl AutoPaySettings {
+    /// Why these settings are refused, if they are.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.run_hour > 23 {
+            return Some("run_hour: 0 to 23");
+        }
+        if self.retry_days.len() > 5 || self.retry_days.iter().any(|d| !(1..=30).contains(d)) {
+            return Some("retry_days: at most 5 retries, each 1 to 30 days after the last try");
+        }
+        if self.advance_notice_days > 14 {
+            return Some("advance_notice_days: 0 to 14");
+        }
+        if self.processing_delay_hours > 24 * 14 {
+            return Some("processing_delay_hours: 0 to 336");
+        }
+        None
+    }
+}
+
+/// When a day's payments run: `hour`:00 of `date` in the IANA zone `zone`, as an instant. None
+/// for a zone that does not exist. (On a day when that hour is skipped by a clock change, the
+/// next existing instant.)
+pub fn local_instant(zone: &str, date: time::Date, hour: u8) -> Option<time::OffsetDateTime> {
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let civil = jiff::civil::date(
+        i16::try_from(date.year()).ok()?,
+        i8::try_from(u8::from(date.month())).ok()?,
+        i8::try_from(date.day()).ok()?,
+    )
+    .at(i8::try_from(hour).ok()?, 0, 0, 0);
+    let instant = tz.to_zoned(civil).ok()?.timestamp();
+    time::OffsetDateTime::from_unix_timestamp(instant.as_second()).ok()
+}
+
+/// The date in the IANA zone `zone` at instant `at` (None for an unknown zone).
+pub fn local_date(zone: &str, at: time::OffsetDateTime) -> Option<time::Date> {
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let stamp = jiff::Timestamp::from_second(at.unix_timestamp()).ok()?;
+    let civil = stamp.to_zoned(tz).date();
+    let month = time::Month::try_from(u8::try_from(civil.month()).ok()?).ok()?;
+    time::Date::from_calendar_date(i32::from(civil.year()), month, u8::try_from(civil.day()).ok()?)
+        .ok()
 }
 
 impl Default for OrgSettings {
@@ -26,6 +101,7 @@ impl Default for OrgSettings {
             timezone: "UTC".into(),
             default_currency: Currency::Usd,
             surcharges: Vec::new(),
+            autopay: AutoPaySettings::default(),
         }
     }
 }

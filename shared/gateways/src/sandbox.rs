@@ -16,7 +16,7 @@ use time::{Date, Duration, OffsetDateTime};
 use app::payments::MethodSummary;
 use app::ports::{
     ChargeOutcome, ChargeRequest, ChargeSource, Clock, DeclineReason, Gateway, GatewayError,
-    GatewayMethod, Ids, StoreError,
+    GatewayEvent, GatewayMethod, Ids, StoreError, WebhookDelivery, WebhookRejection,
 };
 use store::Store;
 use store::sandbox::{
@@ -70,10 +70,11 @@ pub const TEST_CARDS: [TestCard; 7] = [
 ];
 
 /// The test bank routing number, and accounts: one goes pending and settles later (through a
-/// signed webhook), one is refused for insufficient funds.
+/// signed webhook), one settles and is then returned, one is refused for insufficient funds.
 pub const TEST_ROUTING: &str = "110000000";
-pub const TEST_BANK_ACCOUNTS: [(&str, &str); 2] = [
+pub const TEST_BANK_ACCOUNTS: [(&str, &str); 3] = [
     ("000123456789", "settle_later"),
+    ("000222222227", "return_later"),
     ("000111111116", "insufficient_funds"),
 ];
 
@@ -370,7 +371,7 @@ impl SandboxGateway {
     ) -> SandboxCharge {
         let (status, decline) = match behaviour {
             "approve" => ("succeeded", None),
-            "settle_later" => ("pending", None),
+            "settle_later" | "return_later" => ("pending", None),
             code => ("failed", Some(code.to_owned())),
         };
         SandboxCharge {
@@ -383,6 +384,11 @@ impl SandboxGateway {
             kind,
             brand,
             last4,
+            later: if behaviour == "return_later" {
+                behaviour.to_owned()
+            } else {
+                String::new()
+            },
             created_at: now,
         }
     }
@@ -600,6 +606,16 @@ impl Gateway for SandboxGateway {
             AttachWrite::TokenSpent => Ok(None),
             AttachWrite::UnknownCustomer => Err(unknown_customer()),
         }
+    }
+
+    /// Signed like Stripe (see `signature`); the body is read only once the signature holds.
+    fn read_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+        secrets: &[Secret<String>],
+        now: OffsetDateTime,
+    ) -> Result<Option<GatewayEvent>, WebhookRejection> {
+        crate::sandbox_events::read(delivery, secrets, now)
     }
 
     /// Deletes the method if it is this customer's; one that is gone already is fine. Another

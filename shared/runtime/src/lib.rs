@@ -50,6 +50,9 @@ pub struct Config {
     pub event_bus_name: Option<String>,
     /// PUBLIC_URL: where people reach Paybridge, for links in emails (no trailing slash).
     pub public_url: Option<String>,
+    /// SEALING_KEY: the key-encryption key (32 bytes, base64) that seals webhook secrets at
+    /// rest. Required under Lambda; elsewhere unset means no webhook secrets can be kept.
+    pub sealing_key: Option<store::SealingKey>,
 }
 
 impl Config {
@@ -106,6 +109,19 @@ impl Config {
             "EVENT_BUS_NAME",
             "the EventBridge bus for events (on Lambda)",
         )?;
+        // Never echoed in an error: it is the key to every webhook secret.
+        let sealing_key = required_on_lambda(
+            "SEALING_KEY",
+            "the key that seals webhook secrets, 32 random bytes in base64 (on Lambda)",
+        )?
+        .map(|text| {
+            store::SealingKey::from_base64(&text).map_err(|_| ConfigError::Invalid {
+                name: "SEALING_KEY",
+                value: "***".into(),
+                why: "32 random bytes in base64, e.g. `openssl rand -base64 32`",
+            })
+        })
+        .transpose()?;
         let public_url = get("PUBLIC_URL")
             .filter(|u| !u.trim().is_empty())
             .map(|u| u.trim().trim_end_matches('/').to_owned());
@@ -127,6 +143,7 @@ impl Config {
             mail_from,
             ses_configuration_set: optional("SES_CONFIGURATION_SET"),
             event_bus_name,
+            sealing_key,
         })
     }
 }
@@ -140,12 +157,16 @@ const WIRE_CAPS: [&str; 3] = [
     "hyper_util=debug",
 ];
 
-/// The log filter: `directives` (RUST_LOG's syntax), with the SDK's wire logging capped.
+/// The log filter: `directives` (RUST_LOG's syntax), with the SDK's wire logging capped. The
+/// caps only ever lower a level: they apply when something asks for trace.
 pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
-    WIRE_CAPS.iter().fold(
-        tracing_subscriber::EnvFilter::new(directives),
-        |filter, cap| filter.add_directive(cap.parse().expect("a valid directive")),
-    )
+    let filter = tracing_subscriber::EnvFilter::new(directives);
+    if !directives.to_ascii_lowercase().contains("trace") {
+        return filter;
+    }
+    WIRE_CAPS.iter().fold(filter, |filter, cap| {
+        filter.add_directive(cap.parse().expect("a valid directive"))
+    })
 }
 
 /// Logs go to stdout, filtered by RUST_LOG (default info). JSON lines carry the request span's
@@ -175,7 +196,11 @@ pub async fn store(config: &Config) -> Store {
 }
 
 fn store_over(aws: &aws_config::SdkConfig, config: &Config) -> Store {
-    Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name)
+    let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
+    match &config.sealing_key {
+        Some(key) => store.with_sealing_key(key.clone()),
+        None => store,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,9 +318,90 @@ pub async fn run_function(
     Ok(())
 }
 
+/// How long before its Lambda deadline the tick stops claiming: time to finish the charge in
+/// hand and write it.
+const TICK_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// When a tick must stop claiming, from the invocation's deadline (ms since the epoch).
+pub fn tick_deadline(deadline_ms: u64) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    std::time::Instant::now() + left.saturating_sub(TICK_MARGIN)
+}
+
+/// One tick at `now`, as every driver runs it: the day's first tick also tells the holders of
+/// cards that expire soon. Answers the report.
+pub async fn run_one_tick(
+    services: &app::Services,
+    now: time::OffsetDateTime,
+    deadline: Option<std::time::Instant>,
+) -> Result<app::schedules::TickReport, app::ports::StoreError> {
+    let first_of_day = services
+        .schedules
+        .swept_through()
+        .await?
+        .is_none_or(|day| day < now.date());
+    let mut report = app::schedules::tick(services, now, deadline).await?;
+    if first_of_day {
+        report.cards_told = app::methods::notify_expiring_cards(services, now).await? as u32;
+    }
+    tracing::info!(?report, "tick");
+    // The webhooks' retry path rides on the tick: effects not yet delivered, held events.
+    match app::webhooks::run_due_follow_ups(services, 100).await {
+        Ok(follow_ups) => tracing::info!(?follow_ups, "webhook follow-ups"),
+        Err(e) => tracing::warn!(error = %e, "webhook follow-ups not run; the next tick tries"),
+    }
+    Ok(report)
+}
+
+/// Starts `auto-pay-tick`: on Lambda each EventBridge scheduled event runs one tick (stopping
+/// before the invocation's deadline) and answers its report.
+pub async fn run_tick() -> Result<(), Box<dyn std::error::Error>> {
+    use lambda_http::{LambdaEvent, service_fn};
+    let config = Config::from_env()?;
+    init_tracing(config.log_format);
+    let services = services(&config).await;
+    let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let services = services.clone();
+        async move {
+            let deadline = tick_deadline(event.context.deadline);
+            let report = run_one_tick(&services, services.clock.now(), Some(deadline)).await?;
+            Ok::<_, lambda_http::Error>(serde_json::to_value(report)?)
+        }
+    });
+    lambda_http::lambda_runtime::run(handler)
+        .await
+        .map_err(|e| -> Box<dyn std::error::Error> { e })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a subscriber with `directives` logs `target` at `level`.
+    fn logs(directives: &str, target_debug: bool) -> bool {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(log_filter(directives))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            if target_debug {
+                tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::DEBUG)
+            } else {
+                tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::TRACE)
+            }
+        })
+    }
+
+    #[test]
+    fn the_sdks_wire_logs_are_capped_at_debug_and_never_raised() {
+        assert!(!logs("info", true), "info stays info for the SDK");
+        assert!(logs("debug", true));
+        assert!(logs("trace", true), "trace gives the SDK debug");
+        assert!(!logs("trace", false), "but never its trace (whole bodies)");
+        assert!(!logs("aws_smithy_runtime=trace", false));
+    }
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -321,6 +427,7 @@ mod tests {
             ON_LAMBDA,
             ("MAIL_FROM", "billing@paybridge.test"),
             ("EVENT_BUS_NAME", "paybridge"),
+            SEALING_KEY,
         ])
         .unwrap();
         assert!(c.on_lambda);
@@ -339,6 +446,41 @@ mod tests {
     }
 
     const ON_LAMBDA: (&str, &str) = ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+    /// 32 bytes of 0x01, in base64: a key for these tests only.
+    const SEALING_KEY: (&str, &str) = (
+        "SEALING_KEY",
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    );
+
+    #[test]
+    fn lambda_requires_a_sealing_key_and_never_echoes_it() {
+        let lambda = [
+            ("TABLE_NAME", "t"),
+            ON_LAMBDA,
+            ("MAIL_FROM", "a@b.test"),
+            ("EVENT_BUS_NAME", "b"),
+        ];
+        let e = config(&lambda).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "SEALING_KEY is required: the key that seals webhook secrets, 32 random bytes in base64 (on Lambda)"
+        );
+        let mut short = lambda.to_vec();
+        short.push(("SEALING_KEY", "c2VjcmV0LWJ1dC1zaG9ydA=="));
+        let e = config(&short).unwrap_err().to_string();
+        assert!(e.starts_with("SEALING_KEY=\"***\" is not valid"), "{e}");
+        assert!(!e.contains("c2VjcmV0"), "{e}");
+        let mut good = lambda.to_vec();
+        good.push(SEALING_KEY);
+        assert!(config(&good).unwrap().sealing_key.is_some());
+        // Off Lambda it may be left out: no webhook secrets can be kept then.
+        assert!(
+            config(&[("TABLE_NAME", "t")])
+                .unwrap()
+                .sealing_key
+                .is_none()
+        );
+    }
 
     #[test]
     fn mail_and_events_are_optional_off_lambda() {
@@ -385,6 +527,7 @@ mod tests {
             ON_LAMBDA,
             ("MAIL_FROM", "a@b.test"),
             ("EVENT_BUS_NAME", "b"),
+            SEALING_KEY,
         ])
         .unwrap();
         assert_eq!(c.mail_from.as_deref(), Some("a@b.test"));

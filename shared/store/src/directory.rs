@@ -37,8 +37,9 @@ fn api_key_pk(hash: &str) -> String {
     format!("APIKEY#{hash}")
 }
 
-fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 5] {
+fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 6] {
     let surcharges = serde_json::to_string(&settings.surcharges).expect("rules serialize");
+    let autopay = serde_json::to_string(&settings.autopay).expect("settings serialize");
     [
         (
             "allow_partial".into(),
@@ -51,6 +52,7 @@ fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 5] {
             s(settings.default_currency.code()),
         ),
         ("surcharges".into(), s(surcharges)),
+        ("autopay".into(), s(autopay)),
     ]
 }
 
@@ -82,6 +84,12 @@ pub(crate) fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
             timezone: i.s("timezone")?.to_owned(),
             default_currency: i.parsed("default_currency", str::parse)?,
             surcharges,
+            // Orgs made before auto-pay existed have the defaults.
+            autopay: match i.opt_s("autopay") {
+                None => domain::AutoPaySettings::default(),
+                Some(json) => serde_json::from_str(json)
+                    .map_err(|_| StoreError("stored org has malformed autopay settings".into()))?,
+            },
         },
     })
 }
@@ -169,6 +177,17 @@ pub(crate) fn put_if_absent(table: &str, item: Attrs) -> TransactWriteItem {
                 .expect("put has table and item"),
         )
         .build()
+}
+
+/// How often a transaction that collided with another is tried.
+const TRANSACTION_TRIES: u64 = 4;
+
+/// A few milliseconds of jitter, so that collided transactions do not collide again.
+fn rand_jitter() -> u8 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        % 20) as u8
 }
 
 /// Items found by a batch read, by (pk, sk).
@@ -261,30 +280,42 @@ impl Store {
     }
 
     /// Runs a transaction; Err(Ok(codes)) when it was cancelled, with one reason code per action.
+    /// A transaction that only collided with another one on the same item (a method that many
+    /// schedules use, say) is tried again a few times: nothing of it was written.
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<(), Result<Vec<String>, StoreError>> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.meter.record(Kind::Write, out.consumed_capacity());
-                Ok(())
-            }
-            Err(e) => {
-                self.meter.record(Kind::Write, None);
-                match cancellation_codes(&e) {
-                    Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
-                        Err(Ok(codes))
-                    }
-                    _ => Err(Err(sdk_error("TransactWriteItems", e))),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let e = match result {
+                Ok(out) => {
+                    self.meter.record(Kind::Write, out.consumed_capacity());
+                    return Ok(());
                 }
+                Err(e) => e,
+            };
+            self.meter.record(Kind::Write, None);
+            match cancellation_codes(&e) {
+                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                    return Err(Ok(codes));
+                }
+                Some(codes)
+                    if tries < TRANSACTION_TRIES
+                        && codes.iter().any(|c| c == "TransactionConflict") =>
+                {
+                    let pause = 10 * tries + u64::from(rand_jitter());
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                _ => return Err(Err(sdk_error("TransactWriteItems", e))),
             }
         }
     }

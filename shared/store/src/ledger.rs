@@ -126,6 +126,16 @@ impl Accounting for Store {
             ledger_version: Some(l.version),
         }))
     }
+
+    async fn open_invoices(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+    ) -> Result<Vec<Invoice>, AccountingError> {
+        let mut open = self.invoices_of_customer(org, customer).await?;
+        open.retain(Invoice::is_payable);
+        Ok(open)
+    }
 }
 
 /// The update that takes a payment off a ledger invoice's balance, guarded by the version read.

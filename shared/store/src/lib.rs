@@ -12,12 +12,18 @@ mod methods;
 mod outbox;
 mod payments;
 pub mod sandbox;
+pub mod sandbox_events;
+pub mod schedules;
+pub mod sealing;
 mod sessions;
 pub mod table;
 mod velocity;
+mod webhook_secrets;
+mod webhooks;
 
 pub use meter::{Meter, Usage};
 pub use outbox::Outbox;
+pub use sealing::{BadSealingKey, SealingKey};
 
 use aws_sdk_dynamodb::Client;
 
@@ -27,6 +33,8 @@ pub struct Store {
     client: Client,
     table: String,
     meter: Meter,
+    /// Seals the secrets it keeps (webhook secrets); None: it keeps none and says why.
+    sealing: Option<SealingKey>,
 }
 
 impl Store {
@@ -35,7 +43,14 @@ impl Store {
             client,
             table: table.into(),
             meter: Meter::default(),
+            sealing: None,
         }
+    }
+
+    /// The same store, sealing the secrets it keeps with this key-encryption key.
+    pub fn with_sealing_key(mut self, key: SealingKey) -> Self {
+        self.sealing = Some(key);
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -86,6 +101,7 @@ impl Store {
             client: self.client.clone(),
             table: self.table.clone(),
             meter: Meter::default(),
+            sealing: self.sealing.clone(),
         }
     }
 }

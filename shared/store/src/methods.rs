@@ -23,7 +23,7 @@ fn payer_prefix(user: &UserId) -> String {
     format!("PAYER#{user}#")
 }
 
-fn method_key(org: &OrgSlug, user: &UserId, id: &MethodId) -> Attrs {
+pub(crate) fn method_key(org: &OrgSlug, user: &UserId, id: &MethodId) -> Attrs {
     key(org_pk(org), format!("PAYER#{user}#PM#{id}"))
 }
 
@@ -128,14 +128,34 @@ fn read_method(attrs: &Attrs) -> Result<SavedMethod, StoreError> {
             .map(MandateId::parse)
             .transpose()
             .map_err(|_| corrupt("mandate id"))?,
-        used_by: attrs
-            .get("used_by")
-            .and_then(|v| v.as_ss().ok())
-            .cloned()
-            .unwrap_or_default(),
+        used_by: uses(attrs),
         created_at: i.time("created_at")?,
     })
 }
+
+/// What uses a method: the labels of enrolments (and other named users), and the count of
+/// scheduled payments (a counter, so that a method paying thousands of schedules stays small).
+fn uses(attrs: &Attrs) -> Vec<String> {
+    let mut named = attrs
+        .get("used_by")
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
+    let scheduled = attrs
+        .get(IN_USE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    match scheduled {
+        0 => {}
+        1 => named.push("1 scheduled payment".to_owned()),
+        n => named.push(format!("{n} scheduled payments")),
+    }
+    named
+}
+
+/// The count of scheduled payments that will charge a method.
+pub(crate) const IN_USE: &str = "in_use";
 
 fn mandate_item(m: &Mandate) -> Attrs {
     let mut item = key(org_pk(&m.org), format!("MANDATE#{}", m.id));
@@ -205,10 +225,18 @@ fn update(
         .build()
 }
 
-fn delete(table: &str, key: Attrs, condition: Option<&str>) -> TransactWriteItem {
+fn delete(
+    table: &str,
+    key: Attrs,
+    condition: Option<&str>,
+    values: Vec<(&str, AttributeValue)>,
+) -> TransactWriteItem {
     let mut builder = Delete::builder().table_name(table).set_key(Some(key));
     if let Some(condition) = condition {
         builder = builder.condition_expression(condition);
+    }
+    for (name, value) in values {
+        builder = builder.expression_attribute_values(name, value);
     }
     TransactWriteItem::builder()
         .delete(builder.build().expect("delete has table and key"))
@@ -389,9 +417,13 @@ impl MethodRepo for Store {
             delete(
                 &self.table,
                 method_key(&method.org, &method.user, &method.id),
-                Some("attribute_exists(pk) AND attribute_not_exists(used_by)"),
+                Some(
+                    "attribute_exists(pk) AND attribute_not_exists(used_by) \
+                     AND (attribute_not_exists(in_use) OR in_use = :none)",
+                ),
+                vec![(":none", n(0))],
             ),
-            delete(&self.table, fingerprint_key(method), None),
+            delete(&self.table, fingerprint_key(method), None, Vec::new()),
         ];
         if let (true, Some(next)) = (method.is_default, promote) {
             items.push(set_default_flag(

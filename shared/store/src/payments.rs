@@ -39,6 +39,15 @@ fn payment_item(p: &Payment) -> Attrs {
         ("created_at".into(), time(p.created_at)),
         ("updated_at".into(), time(p.updated_at)),
     ]);
+    // Kept for what is told later: a bank debit's settlement or return, a lost dispute.
+    if let Some(email) = &p.receipt_email {
+        item.insert("receipt_email".into(), s(email.as_str()));
+    }
+    if let Some(m) = &p.method {
+        item.insert("method_kind".into(), s(&m.kind));
+        item.insert("method_brand".into(), s(&m.brand));
+        item.insert("method_last4".into(), s(&m.last4));
+    }
     if let Some(gateway_ref) = &p.gateway_ref {
         item.insert("gateway_ref".into(), s(gateway_ref));
         // Lets a webhook find the payment by the gateway's transaction id.
@@ -51,7 +60,7 @@ fn payment_item(p: &Payment) -> Attrs {
     item
 }
 
-fn read_payment(attrs: &Attrs) -> Result<Payment, StoreError> {
+pub(crate) fn read_payment(attrs: &Attrs) -> Result<Payment, StoreError> {
     let i = Item(attrs);
     let currency = i.parsed("currency", str::parse)?;
     let money = |name: &str| {

@@ -3,7 +3,8 @@
 //! customers `ORG#o / SBCUS#<our reference>` (with `ORG#o / SBCUSID#<customer id>`, so that a
 //! customer can be checked by its id) and saved methods `ORG#o / SBPM#<method id>`.
 //! Tokens and methods hold only what a real gateway would show back: kind, brand, last four,
-//! expiry, holder, fingerprint (and the test behaviour); never a number or a CVC.
+//! expiry, holder, fingerprint (and the test behaviour); never a number or a CVC. A charge is
+//! also found by its id (`SBCHID#<charge id>`, see `sandbox_events`).
 
 use std::str::FromStr;
 
@@ -87,6 +88,9 @@ pub struct SandboxCharge {
     pub kind: String,
     pub brand: String,
     pub last4: String,
+    /// What happens to it after it is taken: "return_later" (a debit that settles, then comes
+    /// back); empty for the rest.
+    pub later: String,
     pub created_at: OffsetDateTime,
 }
 
@@ -116,7 +120,7 @@ fn token_key(hash: &str) -> Attrs {
     key(format!("SBTOK#{hash}"), "SBTOK")
 }
 
-fn charge_key(org: &OrgSlug, reference: &str) -> Attrs {
+pub(crate) fn charge_key(org: &OrgSlug, reference: &str) -> Attrs {
     key(org_pk(org), format!("SBCH#{reference}"))
 }
 
@@ -250,13 +254,16 @@ fn charge_item(charge: &SandboxCharge) -> Attrs {
         ("last4".into(), s(&charge.last4)),
         ("created_at".into(), time(charge.created_at)),
     ]);
+    if !charge.later.is_empty() {
+        item.insert("later".into(), s(&charge.later));
+    }
     if let Some(decline) = &charge.decline {
         item.insert("decline".into(), s(decline));
     }
     item
 }
 
-fn read_charge(a: &Attrs) -> Result<SandboxCharge, StoreError> {
+pub(crate) fn read_charge(a: &Attrs) -> Result<SandboxCharge, StoreError> {
     let i = Item(a);
     let currency = i.parsed("currency", str::parse)?;
     Ok(SandboxCharge {
@@ -270,6 +277,7 @@ fn read_charge(a: &Attrs) -> Result<SandboxCharge, StoreError> {
         kind: i.s("kind")?.to_owned(),
         brand: i.s("brand")?.to_owned(),
         last4: i.s("last4")?.to_owned(),
+        later: i.opt_s("later").unwrap_or_default().to_owned(),
         created_at: i.time("created_at")?,
     })
 }
@@ -343,6 +351,7 @@ impl Store {
             TransactWriteItem::builder()
                 .update(spend_token(&self.table, token_hash, now))
                 .build(),
+            crate::sandbox_events::charge_id_marker(&self.table, charge),
         ];
         match self.transact(items).await {
             Ok(()) => Ok(ChargeWrite::Written),
@@ -357,11 +366,15 @@ impl Store {
         &self,
         charge: &SandboxCharge,
     ) -> Result<ChargeWrite, StoreError> {
-        Ok(if self.put_new(charge_item(charge)).await? {
-            ChargeWrite::Written
-        } else {
-            ChargeWrite::ReferenceExists
-        })
+        let items = vec![
+            put_if_absent(&self.table, charge_item(charge)),
+            crate::sandbox_events::charge_id_marker(&self.table, charge),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(ChargeWrite::Written),
+            Err(Ok(_)) => Ok(ChargeWrite::ReferenceExists),
+            Err(Err(e)) => Err(e),
+        }
     }
 
     /// Writes the customer under our reference, with the marker of its id, in one transaction.

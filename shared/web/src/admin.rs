@@ -184,6 +184,10 @@ pub struct SettingsView {
     /// empty (the default) means none. Bank payments never carry one.
     #[schema(value_type = Vec<Object>)]
     pub surcharges: Vec<domain::SurchargeRule>,
+    /// Scheduled and automatic payments: `run_hour`, `retry_days`, `advance_notice_days`,
+    /// `processing_delay_hours`, `payers_may_enrol`.
+    #[schema(value_type = Object)]
+    pub autopay: domain::AutoPaySettings,
 }
 
 impl From<domain::OrgSettings> for SettingsView {
@@ -194,6 +198,7 @@ impl From<domain::OrgSettings> for SettingsView {
             timezone: s.timezone,
             default_currency: s.default_currency.code().to_owned(),
             surcharges: s.surcharges,
+            autopay: s.autopay,
         }
     }
 }
@@ -265,6 +270,69 @@ async fn list_mandates(
     Ok(Json(mandates.into_iter().map(Into::into).collect()))
 }
 
+/// Enrols a customer in automatic payments from one of its payers' saved methods (the
+/// payer's default when no method is named); `locked` keeps the payer from changing or ending it.
+#[utoipa::path(
+    put,
+    path = "/api/orgs/{org}/autopay/{customer}",
+    tag = "admin",
+    params(("org" = String, Path), ("customer" = String, Path)),
+    request_body = crate::schedules::EnrolBody,
+    responses(
+        (status = 200, description = "enrolled", body = crate::schedules::EnrolmentView),
+        (status = 404, description = "no such payer of that customer, or method", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn enrol_customer(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    Path((_org, customer)): Path<(String, String)>,
+    ApiJson(body): ApiJson<crate::schedules::EnrolBody>,
+) -> Result<Json<crate::schedules::EnrolmentView>, Problem> {
+    let email = body
+        .payer_email
+        .as_deref()
+        .ok_or_else(|| Problem::invalid("payer_email: the payer whose methods pay"))?;
+    let email = domain::Email::parse(email).map_err(|e| Problem::invalid(e.to_string()))?;
+    let payer = state
+        .users
+        .find_user_by_email(&email)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such payer"))?;
+    let command = crate::schedules::enrol_command(
+        admin.org,
+        customer,
+        app::autopay::Actor::Admin,
+        payer,
+        body,
+    );
+    let enrolment = app::autopay::enrol(&state, command)
+        .await
+        .map_err(crate::schedules::schedule_problem)?;
+    Ok(Json(enrolment.into()))
+}
+
+/// Ends a customer's auto-pay enrolment.
+#[utoipa::path(
+    delete,
+    path = "/api/orgs/{org}/autopay/{customer}",
+    tag = "admin",
+    params(("org" = String, Path), ("customer" = String, Path)),
+    responses((status = 204, description = "ended")),
+    security(("api_key" = []))
+)]
+async fn end_enrolment(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    Path((_org, customer)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    app::autopay::end(&state, &admin.org, &app::autopay::Actor::Admin, &customer)
+        .await
+        .map_err(crate::schedules::schedule_problem)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The admin routes with their OpenAPI descriptions.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -273,6 +341,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_payments))
         .routes(routes!(get_settings, patch_settings))
         .routes(routes!(list_mandates))
+        .merge(crate::webhook_admin::routes())
+        .routes(routes!(enrol_customer, end_enrolment))
 }
 
 /// The `admin` function's router.

@@ -114,3 +114,30 @@ mod tests {
         );
     }
 }
+
+#[derive(serde::Deserialize)]
+struct TickQuery {
+    /// RFC 3339; default: now.
+    now: Option<String>,
+}
+
+/// `POST /dev/tick?now=<RFC 3339>`: one auto-pay tick as if at that time (to try dates).
+async fn tick(
+    State(services): State<crate::AppState>,
+    axum::extract::Query(query): axum::extract::Query<TickQuery>,
+) -> Result<Json<app::schedules::TickReport>, Problem> {
+    let now = match query.now.as_deref() {
+        None => services.clock.now(),
+        Some(text) => time::OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| Problem::invalid("now: an RFC 3339 time, like 2026-12-01T06:00:00Z"))?,
+    };
+    let report = app::schedules::tick(&services, now, None).await?;
+    Ok(Json(report))
+}
+
+/// `POST /dev/tick` over the local stack's services.
+pub fn tick_routes(services: crate::AppState) -> Router {
+    Router::new()
+        .route("/dev/tick", axum::routing::post(tick))
+        .with_state(services)
+}

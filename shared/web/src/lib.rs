@@ -18,9 +18,13 @@ mod payer_admin;
 pub mod portal;
 pub mod problem;
 pub mod sandbox;
+pub mod sandbox_events;
+pub mod schedules;
 pub mod session;
 mod sign_in;
 pub mod views;
+pub mod webhook;
+pub mod webhook_admin;
 
 use std::sync::Arc;
 
@@ -65,6 +69,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(portal::routes().split_for_parts().1);
     doc.merge(accept::routes().split_for_parts().1);
     doc.merge(methods::routes().split_for_parts().1);
+    doc.merge(webhook::routes().split_for_parts().1);
     doc
 }
 
@@ -88,6 +93,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
     let (portal, _) = portal::routes().split_for_parts();
     let (accept, _) = accept::routes().split_for_parts();
     let (methods, _) = methods::routes().split_for_parts();
+    let (webhook, _) = webhook::routes().split_for_parts();
     let functions: Router = base_routes()
         .merge(admin)
         .merge(pay_now)
@@ -95,6 +101,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(portal)
         .merge(accept)
         .merge(methods)
+        .merge(webhook)
         .merge(accept::pages())
         .merge(payer_admin::pages())
         .merge(method_pages::pages())

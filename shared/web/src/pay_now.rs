@@ -294,14 +294,22 @@ async fn pay(
                 resumed: claimed.resumed,
                 source,
                 amount: body.amount,
+                amount_at_most: false,
                 receipt_email: email,
                 client: client.map(|ip| ip.to_string()),
             };
             match app::pay_now::pay(&worker, command).await {
-                Ok(payment) => Finished::Complete(
+                Ok(payment) => {
+                    // A schedule of an invoice that is now paid has nothing left to do.
+                    let (org, invoice) = (&payment.org, &payment.invoice_number);
+                    if let Err(e) = app::schedules::invoice_paid(&worker, org, invoice).await {
+                        tracing::warn!(payment = %payment.id, error = %e, "schedule of a paid invoice not cancelled");
+                    }
+                    Finished::Complete(
                     StatusCode::CREATED,
                     serde_json::to_value(PaymentView::from(payment)).expect("views serialize"),
-                ),
+                )
+                }
                 Err(e) => {
                     let problem = pay_problem(&e);
                     match e {

@@ -145,6 +145,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .merge(crate::schedules::routes())
 }
 
 /// The `portal` function's router.

@@ -284,9 +284,97 @@ async fn main() {
     rows.extend(guest_payment(&store, runs).await);
     rows.push(payer_admin_page(&store, runs).await);
     rows.extend(saved_methods(&store, runs).await);
+    rows.extend(webhooks(&store, runs).await);
+    let ticks = if "tick-due".contains(filter.as_str()) || filter.starts_with("tick") {
+        vec![
+            tick_due(20).await,
+            tick_due(200).await,
+            tick_due(1000).await,
+        ]
+    } else {
+        Vec::new()
+    };
     for row in rows.iter_mut().filter(|r| r.name.contains(&filter)) {
         row.print();
     }
+    for line in ticks {
+        println!("{line}");
+    }
+}
+
+/// `tick-due-N`: one tick over N due schedules (each its own invoice, one saved card) among
+/// 10,000 not yet due, on a table of its own: items read per due schedule, DynamoDB calls and
+/// capacity per schedule, schedules per second.
+async fn tick_due(due: usize) -> String {
+    let world = paybridge_tests::World::new().await;
+    let cookie = world
+        .payer("demo", "pat@harbor.test", &["cust-1"], "bench password 123")
+        .await;
+    let token = world.card_token("4242424242424242").await;
+    let body = serde_json::json!({"token": token, "kind": "card", "mandate": {"signer_name": "Pat", "terms_version": app::methods::TERMS_VERSION}});
+    let (_, _, method) = paybridge_tests::call(
+        &world.local_router(),
+        "POST",
+        "/api/me/orgs/demo/methods",
+        &[("cookie", &cookie)],
+        Some(body),
+    )
+    .await;
+    let method = method["id"].as_str().unwrap().to_owned();
+    let user = world
+        .services
+        .users
+        .find_user_by_email(&Email::parse("pat@harbor.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let at = NOW;
+    for i in 0..due {
+        let invoice = format!("T-{i}");
+        world.add_invoice("demo", &invoice, "10.00").await;
+        let x = Schedule {
+            id: ScheduleId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+            org: OrgSlug::parse("demo").unwrap(),
+            user: user.id.clone(),
+            invoice: InvoiceNumber::parse(&invoice).unwrap(),
+            customer: CustomerId::parse("cust-1").unwrap(),
+            method: MethodId::parse(&method).unwrap(),
+            secondary: None,
+            amount: None,
+            run_on: at.date(),
+            due_at: at,
+            enrolment: None,
+            state: ScheduleState::Scheduled,
+            attempts: 0,
+            on_secondary: false,
+            payment: None,
+            outcome: None,
+            notice_at: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        world.services.schedules.create_schedule(&x).await.unwrap();
+    }
+    paybridge_tests::load_future_schedules(&world, &method, at, 10_000).await;
+    let before = world.store.usage();
+    let started = std::time::Instant::now();
+    let report = app::schedules::tick(&world.services, at, None)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let used = world.store.usage().since(before);
+    assert_eq!(report.paid as usize, due, "{report:?}");
+    let per = |x: f64| x / due as f64;
+    format!(
+        "tick-due-{due}: {due} paid in {:.0} ms = {:.0} schedules/s; items read per due schedule {:.2}; per schedule {:.1} calls, {:.1} RCU, {:.1} WCU (10,000 not due alongside)",
+        took.as_secs_f64() * 1000.0,
+        due as f64 / took.as_secs_f64(),
+        per(report.items_read as f64),
+        per(used.calls as f64),
+        per(used.read_units),
+        per(used.write_units),
+    )
 }
 
 /// A guest opens the Pay Now page of a ledger invoice, then pays it in full through the pay-now
@@ -379,7 +467,7 @@ async fn payer_admin_page(store: &Store, runs: usize) -> Row {
     services.clock = Arc::new(FixedClock(NOW));
     let services = Arc::new(services);
     let org = OrgSlug::parse("bench").unwrap();
-    for i in 0..9 {
+    for i in 0..runs.min(9) {
         let id = store
             .find_user_by_email(&user(i).email)
             .await
@@ -426,7 +514,7 @@ async fn payer_admin_page(store: &Store, runs: usize) -> Row {
             assert_eq!(status, 200);
             assert_eq!(page.matches("data-invitation=").count(), 10);
             assert!(
-                page.contains("person8@bench.test"),
+                page.contains("person0@bench.test"),
                 "the members are listed"
             );
         }
@@ -538,4 +626,127 @@ async fn saved_methods(store: &Store, runs: usize) -> [Row; 2] {
     })
     .await;
     [save, pay]
+}
+
+/// Gateway webhooks through the webhook function's router (Paybridge's own calls; mail and
+/// events go to the outbox, metered apart): a bank debit's settlement (the acknowledged write),
+/// the same event delivered again, the settlement's effects delivered after the answer (the
+/// receipt and `payment.settled`), and a settled debit's return (the ledger balance given
+/// back in the same transaction).
+async fn webhooks(store: &Store, runs: usize) -> [Row; 4] {
+    use std::sync::Arc;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
+    let gateway = gateways::SandboxGateway::new(
+        store.separately_metered(),
+        clock.clone(),
+        Arc::new(RandomIds),
+    );
+    let outbox = Arc::new(store::Outbox::new(store));
+    let mut services = app::Services::over(store.clone(), Arc::new(gateway), outbox);
+    services.clock = clock.clone();
+    // Effects are measured on their own row, not inside the request's.
+    services.follow_up_after_ack = false;
+    let services = Arc::new(services);
+    let org = OrgSlug::parse("bench").unwrap();
+    let rotated = app::webhooks::rotate_secret(
+        &services,
+        app::webhooks::RotateCommand {
+            org: org.clone(),
+            gateway: None,
+            secret: None,
+            grace: None,
+        },
+    )
+    .await
+    .unwrap();
+    let secret = rotated.secret.unwrap();
+    let mut payments = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let invoice = format!("W-{i}");
+        let new = app::ledger::NewInvoice {
+            invoice_number: invoice.clone(),
+            customer_id: "c1".into(),
+            customer_name: "Customer".into(),
+            total: "250.00".into(),
+            currency: None,
+            issue_date: NOW.date(),
+            due_date: NOW.date(),
+        };
+        app::ledger::add_invoice(store, clock.as_ref(), &org, Currency::Usd, &new)
+            .await
+            .unwrap();
+        let mut p = payment(i, &invoice);
+        p.gateway_ref = Some(format!("ch_webhook_{i}"));
+        p.receipt_email = Some(Email::parse("payer@example.com").unwrap());
+        p.method = Some(app::payments::MethodSummary {
+            kind: "bank".into(),
+            brand: "Sandbox Bank".into(),
+            last4: "6789".into(),
+        });
+        store.insert_payment(&p).await.unwrap();
+        payments.push(p);
+    }
+    let router = web::webhook::router(services.clone());
+    let deliver = |i: usize, kind: &'static str, event: String| {
+        let p = &payments[i];
+        let body = serde_json::json!({
+            "id": event, "object": "event", "type": kind, "created": NOW.unix_timestamp(),
+            "data": {"object": {"id": p.gateway_ref, "object": "charge", "reference": p.id,
+                                "amount": p.amount.minor(), "currency": "USD", "amount_refunded": 0}},
+        })
+        .to_string();
+        let signature = gateways::signature::header_value(
+            std::slice::from_ref(&secret),
+            NOW.unix_timestamp(),
+            body.as_bytes(),
+        );
+        let router = router.clone();
+        async move {
+            let (status, _, answer) = paybridge_tests::call_text(
+                &router,
+                "POST",
+                "/webhooks/bench/sandbox",
+                &[("paybridge-signature", &signature)],
+                Some(("application/json", body)),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    let settle = measure(store, "webhook: settle a bank debit", runs, |i| {
+        let sent = deliver(i, "charge.settled", format!("evt_settle_{i}"));
+        async move {
+            assert!(sent.await.contains("\"applied\""));
+        }
+    })
+    .await;
+    let again = measure(store, "webhook: same event again", runs, |i| {
+        let sent = deliver(i, "charge.settled", format!("evt_settle_{i}"));
+        async move {
+            assert!(sent.await.contains("\"duplicate\""));
+        }
+    })
+    .await;
+    let effects = measure(store, "webhook: settle effects after ack", runs, |i| {
+        let (s, id) = (services.clone(), payments[i].id.clone());
+        let org = org.clone();
+        async move {
+            let key = FollowUpKey::Effects {
+                org,
+                id: format!("{id}#settled"),
+            };
+            let run = app::webhooks::run_follow_up(&s, &key).await.unwrap();
+            assert_eq!(run, app::webhooks::FollowUpRun::Done);
+        }
+    })
+    .await;
+    let returned = measure(store, "webhook: return (balance restored)", runs, |i| {
+        let sent = deliver(i, "charge.returned", format!("evt_return_{i}"));
+        async move {
+            assert!(sent.await.contains("\"applied\""));
+        }
+    })
+    .await;
+    [settle, again, effects, returned]
 }
