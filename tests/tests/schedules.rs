@@ -690,7 +690,12 @@ async fn a_card_that_will_have_expired_cannot_be_scheduled_past_its_month() {
     let late = json!({"invoice_number": "INV-1", "method_id": card["id"], "date": "2027-01-04"});
     let (status, problem) = schedule(&world, &pat, late).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(problem["detail"].as_str().unwrap().contains("expires before that day"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expires before that day")
+    );
     let in_time = json!({"invoice_number": "INV-1", "method_id": card["id"], "date": "2026-12-31"});
     assert_eq!(schedule(&world, &pat, in_time).await.0, StatusCode::CREATED);
 }

@@ -10,14 +10,13 @@ mod secret;
 mod surcharge;
 
 pub use ids::{
-    ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId, UserId,
+    ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId,
+    UserId,
 };
 pub use invoice::{Invoice, InvoiceStatus};
 pub use money::{Currency, Money, MoneyError, UnknownCurrency};
 pub use names::{CustomerId, Email, InvoiceNumber, NameError, OrgSlug};
-pub use org::{
-    AutoPaySettings, Membership, Org, OrgSettings, Role, local_date, local_instant,
-};
+pub use org::{AutoPaySettings, Membership, Org, OrgSettings, Role, local_date, local_instant};
 pub use payment::{PaymentStatus, Report};
 pub use secret::{Secret, token_hash};
 pub use surcharge::{

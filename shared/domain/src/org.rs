@@ -89,8 +89,12 @@ pub fn local_date(zone: &str, at: time::OffsetDateTime) -> Option<time::Date> {
     let stamp = jiff::Timestamp::from_second(at.unix_timestamp()).ok()?;
     let civil = stamp.to_zoned(tz).date();
     let month = time::Month::try_from(u8::try_from(civil.month()).ok()?).ok()?;
-    time::Date::from_calendar_date(i32::from(civil.year()), month, u8::try_from(civil.day()).ok()?)
-        .ok()
+    time::Date::from_calendar_date(
+        i32::from(civil.year()),
+        month,
+        u8::try_from(civil.day()).ok()?,
+    )
+    .ok()
 }
 
 impl Default for OrgSettings {
