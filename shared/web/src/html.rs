@@ -60,3 +60,15 @@ pub(crate) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -
     }
     response
 }
+
+/// A form that posts nothing but its CSRF token (a button: resend, revoke, remove, sign out).
+#[derive(serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The "form expired" page, when the posted token does not match this browser's CSRF cookie.
+pub(crate) fn csrf_refused(headers: &axum::http::HeaderMap, posted: &str) -> Option<Response> {
+    (!crate::session::Csrf::verify(headers, posted)).then(form_expired)
+}

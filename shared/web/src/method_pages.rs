@@ -19,7 +19,7 @@ use app::methods::{MethodError, MethodKind, MethodPatch};
 use app::ports::User;
 
 use crate::AppState;
-use crate::html::{form_expired, message, page, unavailable, with_cookie};
+use crate::html::{CsrfForm, csrf_refused, message, page, unavailable, with_cookie};
 use crate::pages::method_label;
 use crate::session::{Csrf, is_https, signed_in_user};
 use crate::sign_in::sign_in_then;
@@ -146,25 +146,19 @@ async fn show(
     }
 }
 
-#[derive(Deserialize)]
-struct ActionForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /portal/orgs/{org}/methods/{id}/{action}`: make it the default, or remove it.
 async fn act(
     State(state): State<AppState>,
     parts: Parts,
     Path((org, id, action)): Path<(String, String, String)>,
-    Form(form): Form<ActionForm>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let member = match member_of(&state, &parts, &org).await {
         Ok(member) => member,
         Err(response) => return response,
     };
-    if !Csrf::verify(&parts.headers, &form.csrf) {
-        return form_expired();
+    if let Some(expired) = csrf_refused(&parts.headers, &form.csrf) {
+        return expired;
     }
     let Ok(id) = MethodId::parse(&id) else {
         return not_found();

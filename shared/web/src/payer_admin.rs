@@ -19,7 +19,7 @@ use app::invitations::{InviteCommand, InviteError};
 use app::ports::{InvitationState, User};
 
 use crate::AppState;
-use crate::html::{form_expired, message, page, unavailable, with_cookie};
+use crate::html::{CsrfForm, csrf_refused, message, page, unavailable, with_cookie};
 use crate::session::{Csrf, is_https, signed_in_user};
 use crate::sign_in::sign_in_then;
 
@@ -241,8 +241,8 @@ async fn invite(
         Ok(admin) => admin,
         Err(response) => return response,
     };
-    if !Csrf::verify(&parts.headers, &form.csrf) {
-        return form_expired();
+    if let Some(expired) = csrf_refused(&parts.headers, &form.csrf) {
+        return expired;
     }
     let fields = form.fields;
     let command = InviteCommand {
@@ -272,25 +272,19 @@ async fn invite(
     }
 }
 
-#[derive(Deserialize)]
-struct ActionForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /admin/{org}/payers/invitations/{id}/{action}`: resend or revoke.
 async fn act(
     State(state): State<AppState>,
     parts: Parts,
     Path((org, id, action)): Path<(String, String, String)>,
-    Form(form): Form<ActionForm>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let admin = match admin_of(&state, &parts, &org).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
-    if !Csrf::verify(&parts.headers, &form.csrf) {
-        return form_expired();
+    if let Some(expired) = csrf_refused(&parts.headers, &form.csrf) {
+        return expired;
     }
     let Ok(id) = InvitationId::parse(&id) else {
         return no_such_org();

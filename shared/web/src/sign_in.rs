@@ -18,7 +18,7 @@ use app::sessions::LoginError;
 
 use crate::AppState;
 use crate::client::ClientAddr;
-use crate::html::{form_expired, page, unavailable, with_cookie};
+use crate::html::{CsrfForm, csrf_refused, page, unavailable, with_cookie};
 use crate::session::{
     Csrf, Transport, is_https, session_clear_cookie, session_set_cookie, session_token,
     signed_in_user,
@@ -108,8 +108,8 @@ async fn submit(
     parts: Parts,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if !Csrf::verify(&parts.headers, &form.csrf) {
-        return form_expired();
+    if let Some(expired) = csrf_refused(&parts.headers, &form.csrf) {
+        return expired;
     }
     let next = local_path(form.next.as_deref());
     let client = client.map(|ip| ip.to_string());
@@ -143,21 +143,15 @@ async fn submit(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /logout`: the session ends on the server and its cookie is cleared.
 async fn sign_out(
     State(state): State<AppState>,
     Transport { https }: Transport,
     parts: Parts,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !Csrf::verify(&parts.headers, &form.csrf) {
-        return form_expired();
+    if let Some(expired) = csrf_refused(&parts.headers, &form.csrf) {
+        return expired;
     }
     if let Some(token) = session_token(&parts)
         && let Err(e) = app::sessions::logout(&state, token).await
