@@ -21,9 +21,14 @@ impl World {
     /// A new table on DynamoDB Local with the orgs `demo` (USD) and `acme` (AUD), each with an
     /// API key: `demo_key()` and `acme_key()`.
     pub async fn new() -> World {
+        Self::with_stripe_at(gateways::stripe::STRIPE_API).await
+    }
+
+    /// The same world, with Stripe's API at `stripe_api` (localstripe) for orgs configured for it.
+    pub async fn with_stripe_at(stripe_api: &str) -> World {
         let store = devtools::test_store().await;
         let clock = Arc::new(app::system::ManualClock::new(NOW));
-        let services = runtime::services_over(store.clone(), clock.clone());
+        let services = runtime::services_with_stripe_at(store.clone(), clock.clone(), stripe_api);
         let world = World {
             store,
             services: Arc::new(services),

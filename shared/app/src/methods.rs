@@ -188,8 +188,12 @@ pub async fn save(s: &Services, cmd: SaveCommand) -> Result<Saved, MethodError> 
         }
         _ => {}
     }
-    let gateway = s.gateway.name();
-    let customer = payer_customer(s, &org.slug, &cmd.user).await?;
+    let gateway = s
+        .gateway
+        .name_for(&org.slug)
+        .await
+        .map_err(|_| MethodError::GatewayUnavailable)?;
+    let customer = payer_customer(s, &org.slug, &cmd.user, gateway).await?;
     let attached = s
         .gateway
         .attach_method(&org.slug, &customer, &cmd.token)
@@ -299,8 +303,12 @@ pub async fn save(s: &Services, cmd: SaveCommand) -> Result<Saved, MethodError> 
 }
 
 /// The payer's customer at the org's gateway, made on first use.
-async fn payer_customer(s: &Services, org: &OrgSlug, user: &User) -> Result<String, MethodError> {
-    let gateway = s.gateway.name();
+async fn payer_customer(
+    s: &Services,
+    org: &OrgSlug,
+    user: &User,
+    gateway: &str,
+) -> Result<String, MethodError> {
     if let Some(customer) = s.methods.payer_customer(org, &user.id, gateway).await? {
         return Ok(customer);
     }

@@ -130,6 +130,10 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         .await?
         .ok_or(PayError::NotFound)?;
     let amount = amount_to_pay(&org, &read, cmd.amount.as_deref(), cmd.amount_at_most)?;
+    let gateway = s.gateway.name_for(&cmd.org).await.map_err(|e| {
+        tracing::warn!(org = %cmd.org, error = %e, "the org's gateway could not be resolved");
+        PayError::GatewayUnavailable
+    })?;
     let (source, known) = match cmd.source {
         PaySource::Token(token) => (ChargeSource::Token(token), None),
         PaySource::Saved { user, method } => {
@@ -140,6 +144,10 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
                     crate::methods::MethodError::Store(e) => PayError::Store(e),
                     _ => PayError::MethodNotFound,
                 })?;
+            // Saved at the gateway the org used before: the one it uses now cannot charge it.
+            if method.gateway != gateway {
+                return Err(PayError::MethodNotFound);
+            }
             let source = ChargeSource::Saved {
                 customer: method.gateway_customer.clone(),
                 method: method.gateway_method.clone(),
@@ -155,7 +163,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         amount,
         surcharge,
         status: PaymentStatus::Pending,
-        gateway: s.gateway.name().to_owned(),
+        gateway: gateway.to_owned(),
         gateway_ref: None,
         method: None,
         failure: None,

@@ -327,6 +327,8 @@ pub enum DeclineReason {
     InsufficientFunds,
     Stolen,
     Expired,
+    /// The number, security code or postcode is wrong (a hard decline: retrying cannot help).
+    Incorrect,
     /// The token is unknown, used already, or for another org.
     InvalidToken,
 }
@@ -338,15 +340,23 @@ impl DeclineReason {
             DeclineReason::InsufficientFunds => "insufficient_funds",
             DeclineReason::Stolen => "stolen_card",
             DeclineReason::Expired => "expired_card",
+            DeclineReason::Incorrect => "incorrect_card",
             DeclineReason::InvalidToken => "invalid_token",
         }
     }
 
     pub fn parse(code: &str) -> Option<Self> {
         use DeclineReason::*;
-        [Generic, InsufficientFunds, Stolen, Expired, InvalidToken]
-            .into_iter()
-            .find(|r| r.code() == code)
+        [
+            Generic,
+            InsufficientFunds,
+            Stolen,
+            Expired,
+            Incorrect,
+            InvalidToken,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
     }
 
     /// What the payer reads: no more detail than helps them (a stolen card is "declined").
@@ -357,6 +367,9 @@ impl DeclineReason {
             }
             DeclineReason::InsufficientFunds => "The card has insufficient funds.",
             DeclineReason::Expired => "The card has expired.",
+            DeclineReason::Incorrect => {
+                "The card details are incorrect. Check them or try another card."
+            }
             DeclineReason::InvalidToken => {
                 "The card details expired or were used already. Enter them again."
             }
@@ -386,10 +399,34 @@ pub enum GatewayError {
     Unavailable(String),
 }
 
+/// What a "test connection" found: the gateway accepted the credentials, or refused them (why,
+/// as the gateway put it: never the credentials themselves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionCheck {
+    Accepted,
+    Refused(String),
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
-    /// The name stored on payments ("sandbox", "stripe", "authorize-net").
+    /// The name stored on payments ("sandbox", "stripe", "authorize-net"). A gateway that
+    /// dispatches by org answers with its default's; ask `name_for` for an org's.
     fn name(&self) -> &'static str;
+    /// The name of the gateway that serves this org (stored on its payments and saved methods).
+    /// An adapter serves every org itself.
+    async fn name_for(&self, org: &OrgSlug) -> Result<&'static str, GatewayError> {
+        let _ = org;
+        Ok(self.name())
+    }
+    /// One cheap authenticated call with the org's credentials.
+    async fn test_connection(&self, org: &OrgSlug) -> Result<ConnectionCheck, GatewayError> {
+        let _ = org;
+        Ok(ConnectionCheck::Accepted)
+    }
+    /// The org's configuration changed: a gateway that caches what serves the org drops it.
+    fn forget(&self, org: &OrgSlug) {
+        let _ = org;
+    }
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError>;
     /// What a source is (card or bank, brand, last four) before it is charged, where the
     /// gateway can tell without spending it; None where it cannot.
@@ -1154,6 +1191,45 @@ pub enum RotateWrite {
     Rotated(WebhookSecretInfo),
     /// Someone else rotated meanwhile: nothing was written.
     Conflict,
+}
+
+/// An org's gateway configuration as far as it may be shown: never the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfigInfo {
+    /// "sandbox" or "stripe".
+    pub gateway: String,
+    /// The end of the main credential ("…4242"), enough to tell two keys apart.
+    pub hint: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An org's gateway configuration with its credentials opened (for the adapter only).
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub info: GatewayConfigInfo,
+    /// The credentials as the gateway names them (`{"secret_key": "sk_..."}` for Stripe), as
+    /// JSON text.
+    pub credentials: Secret<String>,
+}
+
+/// Which gateway each org uses and its credentials, sealed at rest like the webhook secrets.
+#[async_trait]
+pub trait GatewayConfigs: Send + Sync {
+    /// Replaces the org's configuration (a rotation of its credentials is a new PUT).
+    async fn put_gateway_config(
+        &self,
+        org: &OrgSlug,
+        gateway: &str,
+        credentials: &Secret<String>,
+        hint: &str,
+        now: OffsetDateTime,
+    ) -> Result<GatewayConfigInfo, StoreError>;
+    async fn gateway_config_info(
+        &self,
+        org: &OrgSlug,
+    ) -> Result<Option<GatewayConfigInfo>, StoreError>;
+    async fn gateway_config(&self, org: &OrgSlug) -> Result<Option<GatewayConfig>, StoreError>;
 }
 
 /// Per-org webhook secrets, sealed at rest: the store keeps only ciphertext, and opens it with a

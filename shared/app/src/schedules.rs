@@ -307,6 +307,10 @@ pub struct TickReport {
     pub auto_scheduled: u32,
     /// New invoices above an enrolment's cap, left for the payer.
     pub above_cap: u32,
+    /// How long the longest-waiting due schedule this tick found had been due (its notice or
+    /// its charge), in seconds; 0 when none was. It stays within a tick's interval while ticks
+    /// keep up; the deployment alarms on it (the tick's log line carries it).
+    pub oldest_due_secs: u64,
 }
 
 impl TickReport {
@@ -348,6 +352,10 @@ pub async fn tick(
             loop {
                 let page = s.schedules.due_schedules(day, shard, now, PAGE).await?;
                 report.items_read += page.items_read as u32;
+                for due in &page.schedules {
+                    let waited = (now - due.next_time()).whole_seconds().max(0) as u64;
+                    report.oldest_due_secs = report.oldest_due_secs.max(waited);
+                }
                 let full = page.items_read as i32 >= PAGE;
                 for enrolment in page.enrolments {
                     match crate::autopay::look(s, &enrolment, now).await {

@@ -23,10 +23,13 @@ pub struct Services {
     pub methods: Arc<dyn MethodRepo>,
     pub schedules: Arc<dyn ScheduleRepo>,
     pub enrolments: Arc<dyn EnrolmentRepo>,
+    /// The gateway port. In a deployed function it dispatches each call to the org's configured
+    /// gateway (the sandbox where none is); `name_for` says which one an org uses.
     pub gateway: Arc<dyn Gateway>,
     pub mailer: Arc<dyn Mailer>,
     pub events: Arc<dyn EventPublisher>,
     pub webhook_secrets: Arc<dyn WebhookSecrets>,
+    pub gateway_configs: Arc<dyn GatewayConfigs>,
     pub webhooks: Arc<dyn WebhookRepo>,
     /// Whether the webhook handler delivers a notification's effects itself right after its
     /// answer (the retry path, `webhooks::run_due_follow_ups`, delivers them in any case).
@@ -60,6 +63,7 @@ impl Services {
             + ScheduleRepo
             + EnrolmentRepo
             + WebhookSecrets
+            + GatewayConfigs
             + WebhookRepo
             + Clone
             + 'static,
@@ -82,6 +86,7 @@ impl Services {
             schedules: Arc::new(store.clone()),
             enrolments: Arc::new(store.clone()),
             webhook_secrets: Arc::new(store.clone()),
+            gateway_configs: Arc::new(store.clone()),
             webhooks: Arc::new(store),
             follow_up_after_ack: true,
             gateway,

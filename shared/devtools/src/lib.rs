@@ -1,6 +1,7 @@
-//! Local stand-ins for AWS, for tests and the local stack. Never deployed.
+//! Local stand-ins for AWS and the payment gateways, for tests and the local stack. Never deployed.
 
 pub mod dynamodb_local;
+pub mod localstripe;
 pub mod moto;
 
 pub use dynamodb_local::{DynamoDbLocal, Storage, shared_for_tests};

@@ -232,7 +232,11 @@ fn launch(python: &Path, port: u16) -> io::Result<MotoServer> {
 }
 
 /// A GET over HTTP/1.0, so that the answer is never chunked: (status, body).
-fn http_get(endpoint: &str, path: &str, timeout: Duration) -> io::Result<(u16, Vec<u8>)> {
+pub(crate) fn http_get(
+    endpoint: &str,
+    path: &str,
+    timeout: Duration,
+) -> io::Result<(u16, Vec<u8>)> {
     let authority = endpoint
         .strip_prefix("http://")
         .map(|a| a.trim_end_matches('/'))

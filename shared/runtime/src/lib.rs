@@ -293,12 +293,26 @@ pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
     std::sync::Arc::new(services)
 }
 
-/// The app's ports over a store: the ledger as accounting system and the sandbox gateway (the
-/// default of every org until it configures a real one), the local outbox for mail and events,
-/// all on `clock`.
+/// The app's ports over a store: the ledger as accounting system, each org's configured gateway
+/// (the sandbox for every org until it configures a real one; Stripe at its production API),
+/// the local outbox for mail and events, all on `clock`.
 pub fn services_over(store: Store, clock: std::sync::Arc<dyn app::ports::Clock>) -> app::Services {
+    services_with_stripe_at(store, clock, gateways::stripe::STRIPE_API)
+}
+
+/// The same, with Stripe's API at `stripe_api` (a local double in tests).
+pub fn services_with_stripe_at(
+    store: Store,
+    clock: std::sync::Arc<dyn app::ports::Clock>,
+    stripe_api: &str,
+) -> app::Services {
     let ids: std::sync::Arc<dyn app::ports::Ids> = std::sync::Arc::new(app::system::RandomIds);
-    let gateway = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
+    let sandbox = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
+    let gateway = gateways::OrgGateways::new(
+        std::sync::Arc::new(sandbox),
+        std::sync::Arc::new(store.clone()),
+        stripe_api,
+    );
     let outbox = std::sync::Arc::new(store::Outbox::new(&store));
     let mut services = app::Services::over(store, std::sync::Arc::new(gateway), outbox);
     services.clock = clock;
@@ -347,7 +361,8 @@ pub async fn run_one_tick(
     if first_of_day {
         report.cards_told = app::methods::notify_expiring_cards(services, now).await? as u32;
     }
-    tracing::info!(?report, "tick");
+    // One JSON line per tick; the deployment turns `oldest_due_seconds` into a metric.
+    tracing::info!(oldest_due_seconds = report.oldest_due_secs, ?report, "tick");
     // The webhooks' retry path rides on the tick: effects not yet delivered, held events.
     match app::webhooks::run_due_follow_ups(services, 100).await {
         Ok(follow_ups) => tracing::info!(?follow_ups, "webhook follow-ups"),

@@ -3,6 +3,7 @@
 
 mod directory;
 mod error;
+mod gateway_configs;
 mod idempotency;
 mod invitations;
 mod item;
@@ -33,7 +34,7 @@ pub struct Store {
     client: Client,
     table: String,
     meter: Meter,
-    /// Seals the secrets it keeps (webhook secrets); None: it keeps none and says why.
+    /// Seals the secrets it keeps (webhook secrets, gateway credentials); None: it keeps none and says why.
     sealing: Option<SealingKey>,
 }
 

@@ -50,10 +50,10 @@ fn read_info(attrs: &Attrs) -> Result<WebhookSecretInfo, StoreError> {
 
 impl Store {
     /// The key-encryption key, or why there is none.
-    fn sealing_key(&self) -> Result<&SealingKey, StoreError> {
+    pub(crate) fn sealing_key(&self) -> Result<&SealingKey, StoreError> {
         self.sealing.as_ref().ok_or_else(|| {
             StoreError(
-                "webhook secrets are sealed, and no SEALING_KEY is configured (32 random bytes, base64)"
+                "webhook secrets and gateway credentials are sealed, and no SEALING_KEY is configured (32 random bytes, base64)"
                     .into(),
             )
         })

@@ -333,6 +333,239 @@ async fn end_enrolment(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The org's gateway and its credentials. The credentials are sealed at rest and never shown
+/// again, nor logged; a new PUT replaces them (a rotation).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayBody {
+    /// "sandbox" or "stripe".
+    #[schema(example = "stripe")]
+    pub gateway: String,
+    /// Stripe: `{"secret_key": "sk_live_..."}` (a restricted `rk_` key works too); the sandbox
+    /// takes none.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub credentials: serde_json::Value,
+    /// The gateway's webhook signing secret, if it gave you one: it becomes the org's current
+    /// webhook secret for that gateway (the one before stays accepted for 24 hours).
+    pub webhook_secret: Option<String>,
+}
+
+/// The org's gateway configuration as far as it may be shown: never a credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayView {
+    pub gateway: String,
+    /// Whether the org configured it (false: the sandbox, by default).
+    pub configured: bool,
+    /// The end of the key, to tell two keys apart: "…4242".
+    pub key_hint: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub created_at: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<time::OffsetDateTime>,
+    /// The id of the current webhook secret for this gateway, if the org has one.
+    pub webhook_secret_id: Option<String>,
+}
+
+/// What a connection test found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayTestView {
+    pub gateway: String,
+    /// Whether the gateway accepted the credentials.
+    pub ok: bool,
+    /// Why not, as far as the gateway said.
+    pub detail: Option<String>,
+}
+
+/// The credentials a gateway takes, checked, as JSON text to seal, and their hint.
+fn gateway_credentials(
+    gateway: &str,
+    credentials: &serde_json::Value,
+) -> Result<(domain::Secret<String>, String), Problem> {
+    let empty = serde_json::Map::new();
+    let fields = match credentials {
+        serde_json::Value::Null => &empty,
+        serde_json::Value::Object(fields) => fields,
+        _ => return Err(Problem::invalid("credentials: an object")),
+    };
+    match gateway {
+        "sandbox" if fields.is_empty() => Ok((domain::Secret::new("{}".into()), String::new())),
+        "sandbox" => Err(Problem::invalid("credentials: the sandbox takes none")),
+        "stripe" => {
+            if let Some(other) = fields.keys().find(|k| k.as_str() != "secret_key") {
+                return Err(Problem::invalid(format!(
+                    "credentials: unknown field {other:?} (Stripe takes secret_key)"
+                )));
+            }
+            // Never echoed: a message names the field, not its value.
+            let key = fields
+                .get("secret_key")
+                .and_then(|k| k.as_str())
+                .map(str::trim)
+                .unwrap_or_default();
+            let well_formed = (key.starts_with("sk_") || key.starts_with("rk_"))
+                && (8..=255).contains(&key.len())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !well_formed {
+                return Err(Problem::invalid(
+                    "credentials.secret_key: a Stripe secret key (sk_...) or restricted key (rk_...)",
+                ));
+            }
+            let hint = format!("…{}", &key[key.len() - 4..]);
+            let text = serde_json::json!({ "secret_key": key }).to_string();
+            Ok((domain::Secret::new(text), hint))
+        }
+        _ => Err(Problem::invalid("gateway: sandbox or stripe")),
+    }
+}
+
+async fn gateway_view(state: &AppState, org: &domain::OrgSlug) -> Result<GatewayView, Problem> {
+    let info = state.gateway_configs.gateway_config_info(org).await?;
+    let gateway = info
+        .as_ref()
+        .map_or_else(|| "sandbox".to_owned(), |i| i.gateway.clone());
+    let webhook_secret_id = state
+        .webhook_secrets
+        .secret_info(org, &gateway)
+        .await?
+        .map(|w| w.current_id);
+    Ok(GatewayView {
+        configured: info.is_some(),
+        key_hint: info
+            .as_ref()
+            .map(|i| i.hint.clone())
+            .filter(|h| !h.is_empty()),
+        created_at: info.as_ref().map(|i| i.created_at),
+        updated_at: info.as_ref().map(|i| i.updated_at),
+        webhook_secret_id,
+        gateway,
+    })
+}
+
+/// The org's gateway: which one, the end of its key, when it was set. Never the credentials.
+#[utoipa::path(
+    get,
+    path = "/api/orgs/{org}/gateway",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    responses((status = 200, description = "the gateway configuration", body = GatewayView)),
+    security(("api_key" = []))
+)]
+async fn get_gateway(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+) -> Result<Json<GatewayView>, Problem> {
+    Ok(Json(gateway_view(&state, &admin.org).await?))
+}
+
+/// Sets the org's gateway and its credentials (sealed at rest; a new PUT rotates them), and its
+/// webhook secret if given. The answer never holds a credential.
+#[utoipa::path(
+    put,
+    path = "/api/orgs/{org}/gateway",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    request_body(content = GatewayBody),
+    responses(
+        (status = 200, description = "the configuration now", body = GatewayView),
+        (status = 400, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+async fn put_gateway(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+    body: axum::body::Bytes,
+) -> Result<Json<GatewayView>, Problem> {
+    // Parsed here rather than by an extractor, so that no parse error can quote a credential.
+    let body: GatewayBody = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The body is not the JSON expected",
+            format!(
+                "expected {{gateway, credentials, webhook_secret?}} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let (credentials, hint) = gateway_credentials(&body.gateway, &body.credentials)?;
+    let webhook_secret = match body.webhook_secret.as_deref().map(str::trim) {
+        None => None,
+        Some(s) if (16..=255).contains(&s.len()) && !s.chars().any(char::is_whitespace) => {
+            Some(domain::Secret::new(s.to_owned()))
+        }
+        Some(_) => return Err(Problem::invalid("webhook_secret: 16 to 255 characters")),
+    };
+    let now = state.clock.now();
+    if state.orgs.get_org(&admin.org).await?.is_none() {
+        return Err(Problem::not_found("no such org"));
+    }
+    state
+        .gateway_configs
+        .put_gateway_config(&admin.org, &body.gateway, &credentials, &hint, now)
+        .await?;
+    if let Some(secret) = &webhook_secret {
+        let id = format!("whs_{}", state.ids.ulid());
+        let written = state
+            .webhook_secrets
+            .rotate_secret(
+                &admin.org,
+                &body.gateway,
+                &id,
+                secret,
+                now + time::Duration::hours(24),
+                now,
+            )
+            .await?;
+        if written == app::ports::RotateWrite::Conflict {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "rotated_meanwhile",
+                "The webhook secret was rotated meanwhile",
+                "the gateway was saved; send the webhook secret again",
+            ));
+        }
+    }
+    state.gateway.forget(&admin.org);
+    tracing::info!(org = %admin.org, gateway = %body.gateway, "gateway configured");
+    Ok(Json(gateway_view(&state, &admin.org).await?))
+}
+
+/// Tests the org's gateway: one cheap call with its credentials.
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{org}/gateway/test",
+    tag = "admin",
+    params(("org" = String, Path, description = "the org's slug")),
+    responses((status = 200, description = "what the gateway said", body = GatewayTestView)),
+    security(("api_key" = []))
+)]
+async fn test_gateway(
+    State(state): State<AppState>,
+    admin: OrgAdmin,
+) -> Result<Json<GatewayTestView>, Problem> {
+    let gateway = state
+        .gateway
+        .name_for(&admin.org)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?
+        .to_owned();
+    let (ok, detail) = match state.gateway.test_connection(&admin.org).await {
+        Ok(app::ports::ConnectionCheck::Accepted) => (true, None),
+        Ok(app::ports::ConnectionCheck::Refused(why)) => (false, Some(why)),
+        Err(e) => (false, Some(e.to_string())),
+    };
+    Ok(Json(GatewayTestView {
+        gateway,
+        ok,
+        detail,
+    }))
+}
+
 /// The admin routes with their OpenAPI descriptions.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -343,6 +576,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_mandates))
         .merge(crate::webhook_admin::routes())
         .routes(routes!(enrol_customer, end_enrolment))
+        .routes(routes!(get_gateway, put_gateway))
+        .routes(routes!(test_gateway))
 }
 
 /// The `admin` function's router.

@@ -1,0 +1,571 @@
+//! Stripe behind the gateway port, over its form-encoded v1 API.
+//!
+//! * Charges are PaymentIntents created and confirmed in one call, with our reference as the
+//!   `Idempotency-Key` (a retry reuses it) and in `metadata[paybridge_reference]`. A saved
+//!   method is charged `off_session` (the payer is not there to authenticate; the tick and a
+//!   signed-in payer's saved card alike): a bank asking for authentication then declines with
+//!   `authentication_required`, a soft decline.
+//! * `find_charge` looks the PaymentIntent up by that metadata in the account's newest
+//!   PaymentIntents (a bounded list, strongly consistent, unlike the Search API, which lags by
+//!   up to a minute: exactly the window after a timeout in which we ask). We do not learn the
+//!   PaymentIntent's id when the answer to its creation is lost, so storing it cannot help there.
+//! * Card data never reaches us: the browser (Stripe.js) turns it into a PaymentMethod (`pm_…`),
+//!   which is the token we are given.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Email, OrgSlug, Secret};
+use serde_json::Value;
+
+use app::payments::MethodSummary;
+use app::ports::{
+    ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason, Gateway,
+    GatewayError, GatewayMethod,
+};
+
+/// Stripe's API, where production calls go.
+pub const STRIPE_API: &str = "https://api.stripe.com";
+/// The metadata key that carries our reference on a PaymentIntent.
+const REFERENCE_KEY: &str = "paybridge_reference";
+/// How many of the newest PaymentIntents `find_charge` reads (pages of 100).
+const LOOKUP_PAGES: usize = 5;
+/// Each call's limit: a charge that takes longer is looked up by reference.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The gateway's name on payments and methods.
+pub const NAME: &str = "stripe";
+
+/// A client for one Stripe account (one org's secret key). Debug never shows the key.
+#[derive(Clone)]
+pub struct StripeGateway {
+    http: reqwest::Client,
+    base: String,
+    secret_key: Secret<String>,
+}
+
+impl std::fmt::Debug for StripeGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StripeGateway({})", self.base)
+    }
+}
+
+/// What Stripe answered: a 2xx object, or an error object with its HTTP status.
+enum Answer {
+    Ok(Value),
+    Refused { status: u16, error: Value },
+}
+
+/// A shared HTTP client for gateway calls (connection pools are per client).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a reqwest client with rustls builds")
+}
+
+impl StripeGateway {
+    /// `base`: [`STRIPE_API`], or a local double's `http://127.0.0.1:PORT`.
+    pub fn new(http: reqwest::Client, base: &str, secret_key: Secret<String>) -> StripeGateway {
+        StripeGateway {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            secret_key,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, GatewayError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(self.secret_key.expose());
+        if method == reqwest::Method::GET {
+            request = request.query(form);
+        } else {
+            request = request.form(form);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        // Errors name the path, never the request (its headers hold the key).
+        let response = request.send().await.map_err(|e| {
+            GatewayError::Unavailable(format!("stripe {path}: {}", e.without_url()))
+        })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| {
+            GatewayError::Unavailable(format!("stripe {path}: {}", e.without_url()))
+        })?;
+        let value: Value = serde_json::from_slice(&body).map_err(|_| {
+            GatewayError::Unavailable(format!("stripe {path}: HTTP {status}, not JSON"))
+        })?;
+        match status {
+            200..=299 => Ok(Answer::Ok(value)),
+            // Rate limited, idempotent request still in flight, or Stripe's own failure: the
+            // request may or may not have been applied.
+            409 | 429 | 500..=599 => Err(GatewayError::Unavailable(format!(
+                "stripe {path}: HTTP {status}"
+            ))),
+            _ => Ok(Answer::Refused {
+                status,
+                error: value.get("error").cloned().unwrap_or(Value::Null),
+            }),
+        }
+    }
+
+    async fn payment_method(&self, id: &str) -> Result<Option<Value>, GatewayError> {
+        match self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/payment_methods/{}", path_segment(id)),
+                &[],
+                None,
+            )
+            .await?
+        {
+            Answer::Ok(pm) => Ok(Some(pm)),
+            Answer::Refused { status: 404, .. } => Ok(None),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
+    /// The outcome a PaymentIntent stands for.
+    async fn outcome_of(&self, pi: &Value) -> Result<ChargeOutcome, GatewayError> {
+        let id = str_at(pi, "/id").to_owned();
+        match str_at(pi, "/status") {
+            status @ ("succeeded" | "processing") => Ok(ChargeOutcome::Approved {
+                gateway_ref: id,
+                settling: status == "processing",
+                method: self.summary_of(pi).await?,
+            }),
+            _ => {
+                let error = pi.get("last_payment_error").unwrap_or(&Value::Null);
+                Ok(ChargeOutcome::Declined {
+                    gateway_ref: Some(id),
+                    reason: decline_reason(error),
+                })
+            }
+        }
+    }
+
+    /// The method of a PaymentIntent (expanded, or fetched by id).
+    async fn summary_of(&self, pi: &Value) -> Result<MethodSummary, GatewayError> {
+        let pm = match pi.get("payment_method") {
+            Some(Value::Object(_)) => pi["payment_method"].clone(),
+            Some(Value::String(id)) => self.payment_method(id).await?.unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let method = method_of(&pm);
+        Ok(MethodSummary {
+            kind: method.kind,
+            brand: method.brand,
+            last4: method.last4,
+        })
+    }
+
+    async fn create_payment_intent(&self, request: &ChargeRequest) -> Result<Answer, GatewayError> {
+        let mut form = vec![
+            pair("amount", request.amount.minor().to_string()),
+            pair(
+                "currency",
+                request.amount.currency().code().to_ascii_lowercase(),
+            ),
+            pair("confirm", "true"),
+            pair("payment_method_types[]", "card"),
+            pair("expand[]", "payment_method"),
+            pair(
+                format!("metadata[{REFERENCE_KEY}]"),
+                request.reference.clone(),
+            ),
+            pair("metadata[org]", request.org.as_str()),
+            pair("metadata[description]", request.description.clone()),
+        ];
+        match &request.source {
+            ChargeSource::Token(token) => form.push(pair("payment_method", token.expose().clone())),
+            ChargeSource::Saved { customer, method } => {
+                form.push(pair("customer", customer.clone()));
+                form.push(pair("payment_method", method.clone()));
+                form.push(pair("off_session", "true"));
+            }
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/v1/payment_intents",
+            &form,
+            Some(&request.reference),
+        )
+        .await
+    }
+
+    async fn charge_answer(
+        &self,
+        request: &ChargeRequest,
+        answer: Answer,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        match answer {
+            Answer::Ok(pi) => self.outcome_of(&pi).await,
+            // A card error: the PaymentIntent (or its charge) is named in the error.
+            Answer::Refused { status: 402, error } => Ok(ChargeOutcome::Declined {
+                gateway_ref: error
+                    .pointer("/payment_intent/id")
+                    .or_else(|| error.get("charge"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                reason: decline_reason(&error),
+            }),
+            // The payment method is unknown, spent or another account's: nothing was charged.
+            Answer::Refused { status, error }
+                if status == 404
+                    || (status == 400
+                        && matches!(
+                            str_at(&error, "/code"),
+                            "resource_missing" | "payment_method_unexpected_state"
+                        )) =>
+            {
+                tracing::info!(reference = %request.reference, status = %str_at(&error, "/code"), "stripe refused the payment method");
+                Ok(ChargeOutcome::Declined {
+                    gateway_ref: None,
+                    reason: DeclineReason::InvalidToken,
+                })
+            }
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+}
+
+/// Paybridge's decline class for a Stripe error object (`decline_code` first, then `code`).
+/// Soft (worth a retry later): insufficient funds, generic declines, and
+/// `authentication_required` (the bank wants the payer present: reported as a generic decline,
+/// which the retry rules treat as soft; emailing the payer a link to authenticate is not built).
+/// Hard: lost, stolen, fraudulent, expired, incorrect details.
+pub fn decline_reason(error: &Value) -> DeclineReason {
+    let decline = str_at(error, "/decline_code");
+    let code = str_at(error, "/code");
+    let of = |c: &str| match c {
+        "insufficient_funds" => Some(DeclineReason::InsufficientFunds),
+        "lost_card" | "stolen_card" | "pickup_card" | "fraudulent" | "restricted_card"
+        | "merchant_blacklist" => Some(DeclineReason::Stolen),
+        "expired_card" => Some(DeclineReason::Expired),
+        "incorrect_number"
+        | "incorrect_cvc"
+        | "incorrect_zip"
+        | "invalid_number"
+        | "invalid_cvc"
+        | "invalid_expiry_month"
+        | "invalid_expiry_year"
+        | "invalid_account" => Some(DeclineReason::Incorrect),
+        "authentication_required"
+        | "generic_decline"
+        | "do_not_honor"
+        | "card_declined"
+        | "try_again_later"
+        | "processing_error" => Some(DeclineReason::Generic),
+        _ => None,
+    };
+    of(decline)
+        .or_else(|| of(code))
+        .unwrap_or(DeclineReason::Generic)
+}
+
+fn pair(k: impl Into<String>, v: impl Into<String>) -> (String, String) {
+    (k.into(), v.into())
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Ids come from Stripe or the browser: keep them to one path segment.
+fn path_segment(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+fn refused(status: u16, error: &Value) -> GatewayError {
+    // Stripe's messages never echo the key; its type and code say enough.
+    GatewayError::Unavailable(format!(
+        "stripe refused the call: HTTP {status} {} {}",
+        str_at(error, "/type"),
+        str_at(error, "/code")
+    ))
+}
+
+/// A PaymentMethod object as a saved method.
+fn method_of(pm: &Value) -> GatewayMethod {
+    let kind = str_at(pm, "/type");
+    let (kind, brand, last4, fingerprint) = match kind {
+        "us_bank_account" | "au_becs_debit" | "sepa_debit" => (
+            "bank",
+            pm.pointer(&format!("/{kind}/bank_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("bank"),
+            str_at(pm, &format!("/{kind}/last4")),
+            str_at(pm, &format!("/{kind}/fingerprint")),
+        ),
+        _ => (
+            "card",
+            str_at(pm, "/card/brand"),
+            str_at(pm, "/card/last4"),
+            str_at(pm, "/card/fingerprint"),
+        ),
+    };
+    let number = |p: &str| pm.pointer(p).and_then(Value::as_u64);
+    GatewayMethod {
+        method_ref: str_at(pm, "/id").to_owned(),
+        kind: kind.to_owned(),
+        brand: brand.to_ascii_lowercase(),
+        last4: last4.to_owned(),
+        exp_month: number("/card/exp_month").and_then(|m| u8::try_from(m).ok()),
+        exp_year: number("/card/exp_year").and_then(|y| u16::try_from(y).ok()),
+        holder_name: pm
+            .pointer("/billing_details/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        fingerprint: fingerprint.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Gateway for StripeGateway {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        match self.create_payment_intent(request).await {
+            Ok(answer) => self.charge_answer(request, answer).await,
+            Err(first) => {
+                // No answer: it may have been created. Look first; then send the very same
+                // request with the same Idempotency-Key (Stripe replays a request it has seen).
+                tracing::warn!(reference = %request.reference, error = %first, "stripe did not answer; looking the charge up before one retry");
+                if let Some(outcome) = self.find_charge(&request.org, &request.reference).await? {
+                    return Ok(outcome);
+                }
+                let answer = self.create_payment_intent(request).await?;
+                self.charge_answer(request, answer).await
+            }
+        }
+    }
+
+    async fn describe(
+        &self,
+        _org: &OrgSlug,
+        source: &ChargeSource,
+    ) -> Result<Option<MethodSummary>, GatewayError> {
+        let id = match source {
+            ChargeSource::Token(token) => token.expose().as_str(),
+            ChargeSource::Saved { method, .. } => method.as_str(),
+        };
+        Ok(self.payment_method(id).await?.map(|pm| {
+            let m = method_of(&pm);
+            MethodSummary {
+                kind: m.kind,
+                brand: m.brand,
+                last4: m.last4,
+            }
+        }))
+    }
+
+    async fn find_charge(
+        &self,
+        _org: &OrgSlug,
+        reference: &str,
+    ) -> Result<Option<ChargeOutcome>, GatewayError> {
+        let mut after: Option<String> = None;
+        for _ in 0..LOOKUP_PAGES {
+            let mut query = vec![pair("limit", "100")];
+            if let Some(id) = &after {
+                query.push(pair("starting_after", id.clone()));
+            }
+            let page = match self
+                .call(reqwest::Method::GET, "/v1/payment_intents", &query, None)
+                .await?
+            {
+                Answer::Ok(page) => page,
+                Answer::Refused { status, error } => return Err(refused(status, &error)),
+            };
+            let items = page
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(pi) = items
+                .iter()
+                .find(|pi| str_at(pi, &format!("/metadata/{REFERENCE_KEY}")) == reference)
+            {
+                return self.outcome_of(pi).await.map(Some);
+            }
+            let more = page.get("has_more").and_then(Value::as_bool) == Some(true);
+            match items.last() {
+                Some(last) if more => after = Some(str_at(last, "/id").to_owned()),
+                _ => return Ok(None),
+            }
+        }
+        Err(GatewayError::Unavailable(format!(
+            "no PaymentIntent with reference {reference} among the newest {} of the account",
+            LOOKUP_PAGES * 100
+        )))
+    }
+
+    async fn create_customer(
+        &self,
+        org: &OrgSlug,
+        reference: &str,
+        email: &Email,
+        name: &str,
+    ) -> Result<String, GatewayError> {
+        let form = [
+            pair("email", email.as_str()),
+            pair("name", name),
+            pair(format!("metadata[{REFERENCE_KEY}]"), reference),
+            pair("metadata[org]", org.as_str()),
+        ];
+        let key = format!("customer:{reference}");
+        match self
+            .call(reqwest::Method::POST, "/v1/customers", &form, Some(&key))
+            .await?
+        {
+            Answer::Ok(customer) => Ok(str_at(&customer, "/id").to_owned()),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
+    async fn attach_method(
+        &self,
+        _org: &OrgSlug,
+        customer: &str,
+        token: &Secret<String>,
+    ) -> Result<Option<GatewayMethod>, GatewayError> {
+        let path = format!(
+            "/v1/payment_methods/{}/attach",
+            path_segment(token.expose())
+        );
+        match self
+            .call(
+                reqwest::Method::POST,
+                &path,
+                &[pair("customer", customer)],
+                None,
+            )
+            .await?
+        {
+            Answer::Ok(pm) => Ok(Some(method_of(&pm))),
+            // Unknown, attached elsewhere, or declined when checked: not a usable method.
+            Answer::Refused {
+                status: 400 | 402 | 404,
+                error,
+            } => {
+                tracing::info!(code = %str_at(&error, "/code"), "stripe refused to attach a payment method");
+                Ok(None)
+            }
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
+    async fn detach_method(
+        &self,
+        _org: &OrgSlug,
+        _customer: &str,
+        method: &str,
+    ) -> Result<(), GatewayError> {
+        let path = format!("/v1/payment_methods/{}/detach", path_segment(method));
+        match self.call(reqwest::Method::POST, &path, &[], None).await? {
+            Answer::Ok(_) => Ok(()),
+            // Gone already, or not attached any more.
+            Answer::Refused {
+                status: 400 | 404, ..
+            } => Ok(()),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
+    async fn test_connection(&self, _org: &OrgSlug) -> Result<ConnectionCheck, GatewayError> {
+        match self
+            .call(
+                reqwest::Method::GET,
+                "/v1/customers",
+                &[pair("limit", "1")],
+                None,
+            )
+            .await?
+        {
+            Answer::Ok(_) => Ok(ConnectionCheck::Accepted),
+            Answer::Refused {
+                status: status @ (401 | 403),
+                error,
+            } => Ok(ConnectionCheck::Refused(format!(
+                "Stripe refused the key (HTTP {status}{})",
+                match str_at(&error, "/message") {
+                    "" => String::new(),
+                    m => format!(": {m}"),
+                }
+            ))),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decline_codes_map_to_soft_and_hard_classes() {
+        let reason = |v: Value| decline_reason(&v);
+        assert_eq!(
+            reason(json!({"code": "card_declined", "decline_code": "insufficient_funds"})),
+            DeclineReason::InsufficientFunds
+        );
+        assert_eq!(
+            reason(json!({"code": "card_declined", "decline_code": "generic_decline"})),
+            DeclineReason::Generic
+        );
+        for hard in ["lost_card", "stolen_card", "fraudulent"] {
+            assert_eq!(
+                reason(json!({"code": "card_declined", "decline_code": hard})),
+                DeclineReason::Stolen
+            );
+        }
+        assert_eq!(
+            reason(json!({"code": "expired_card"})),
+            DeclineReason::Expired
+        );
+        assert_eq!(
+            reason(json!({"code": "incorrect_cvc"})),
+            DeclineReason::Incorrect
+        );
+        assert_eq!(
+            reason(
+                json!({"code": "authentication_required", "decline_code": "authentication_required"})
+            ),
+            DeclineReason::Generic
+        );
+        assert_eq!(
+            reason(json!({"code": "card_declined"})),
+            DeclineReason::Generic
+        );
+        assert_eq!(
+            reason(json!({"code": "something_new"})),
+            DeclineReason::Generic
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let g = StripeGateway::new(
+            http_client(),
+            STRIPE_API,
+            Secret::new("sk_test_hidden".into()),
+        );
+        assert!(!format!("{g:?}").contains("sk_test_hidden"));
+    }
+}
