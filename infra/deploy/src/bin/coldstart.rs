@@ -7,7 +7,7 @@
 //! cargo build --release -p admin -p pay-now -p invite -p accept-invite -p portal \
 //!     -p save-method -p webhook -p auto-pay-tick -p hello-lambda
 //! cargo run -p paybridge-deploy --bin coldstart -- [--runs 7] [--dir target/release] \
-//!     [--hello target/release/hello-lambda]
+//!     [--hello target/release/hello-lambda] [--env NAME=VALUE ...]
 //! ```
 //! `--dir` may also be infra/package.sh's output (`target/lambda`, `<name>/bootstrap`) when it
 //! was built for this machine's architecture (`infra/package.sh x86_64` here).
@@ -216,12 +216,18 @@ async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut dir = root.join("target/release");
     let mut hello = None;
+    let mut extra: Vec<(String, String)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             "--dir" => dir = PathBuf::from(args.next().expect("--dir DIR")),
             "--hello" => hello = Some(PathBuf::from(args.next().expect("--hello PATH"))),
+            "--env" => {
+                let pair = args.next().expect("--env NAME=VALUE");
+                let (name, value) = pair.split_once('=').expect("--env NAME=VALUE");
+                extra.push((name.to_owned(), value.to_owned()));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -230,7 +236,7 @@ async fn main() {
     // The table the functions read: DynamoDB Local, the demo org, its API key, an invoice.
     let world = paybridge_tests::World::new().await;
     world.add_invoice("demo", "INV-1", "99.90").await;
-    let env: Vec<(String, String)> = [
+    let mut env: Vec<(String, String)> = [
         ("PATH", "/usr/bin:/bin"),
         ("AWS_LAMBDA_FUNCTION_NAME", "coldstart"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
@@ -259,6 +265,7 @@ async fn main() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    env.extend(extra);
 
     println!(
         "cold start against a stub Runtime API: median of {runs} runs after one warm-up (ms); binaries from {}",
