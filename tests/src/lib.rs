@@ -125,6 +125,41 @@ impl World {
         cookies(&headers)
     }
 
+    /// A fresh session for `email` through the sign-in API (at the world's time: tests that
+    /// move days outlive sessions).
+    pub async fn sign_in(&self, email: &str, password: &str) -> String {
+        let body = serde_json::json!({"email": email, "password": password});
+        let (status, headers, _) =
+            call(&self.local_router(), "POST", "/api/login", &[], Some(body)).await;
+        assert_eq!(status, http::StatusCode::OK);
+        cookies(&headers)
+    }
+
+    /// Saves a test card for the signed-in payer of demo, with the authority to charge it later
+    /// (as the methods page does, with the terms it shows): the method's id.
+    pub async fn save_card(&self, cookie: &str, number: &str) -> String {
+        let token = self.card_token(number).await;
+        let (_, _, terms) = call(
+            &self.local_router(),
+            "GET",
+            "/api/me/orgs/demo/methods/terms?kind=card",
+            &[("cookie", cookie)],
+            None,
+        )
+        .await;
+        let body = serde_json::json!({"token": token, "kind": "card", "mandate": {"signer_name": "Pat Lee", "terms_version": terms["version"]}});
+        let (status, _, method) = call(
+            &self.local_router(),
+            "POST",
+            "/api/me/orgs/demo/methods",
+            &[("cookie", cookie)],
+            Some(body),
+        )
+        .await;
+        assert!(status.is_success(), "{method}");
+        method["id"].as_str().unwrap().to_owned()
+    }
+
     pub fn key(slug: &str) -> String {
         format!("pbk_{slug}_test_key_000000000000000000000000000")
     }

@@ -9,31 +9,13 @@ use time::macros::datetime;
 
 const PASSWORD: &str = "payer password 123";
 
-async fn sign_in(world: &World) -> String {
-    let body = json!({"email": "pat@harbor.test", "password": PASSWORD});
-    let (status, headers, _) =
-        call(&world.local_router(), "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(status, StatusCode::OK);
-    paybridge_tests::cookies(&headers)
-}
-
 /// Pat pays for cust-1 and has a card saved with the authority to charge it later.
 async fn pat_with_card(world: &World) -> (String, String) {
     let pat = world
         .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
         .await;
-    let token = world.card_token("4242424242424242").await;
-    let body = json!({"token": token, "kind": "card", "mandate": {"signer_name": "Pat Lee", "terms_version": app::methods::TERMS_VERSION}});
-    let (status, _, method) = call(
-        &world.local_router(),
-        "POST",
-        "/api/me/orgs/demo/methods",
-        &[("cookie", &pat)],
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{method}");
-    (pat, method["id"].as_str().unwrap().to_owned())
+    let card = world.save_card(&pat, "4242424242424242").await;
+    (pat, card)
 }
 
 async fn put_enrolment(world: &World, cookie: &str, body: Value) -> (StatusCode, Value) {
@@ -196,7 +178,7 @@ async fn an_admins_locked_enrolment_is_the_admins_to_change() {
         (json!(true), json!(true))
     );
 
-    let pat = sign_in(&world).await;
+    let pat = world.sign_in("pat@harbor.test", PASSWORD).await;
     let (status, problem) = put_enrolment(
         &world,
         &pat,
@@ -244,7 +226,7 @@ async fn an_admins_locked_enrolment_is_the_admins_to_change() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // The method is free again.
-    let pat = sign_in(&world).await;
+    let pat = world.sign_in("pat@harbor.test", PASSWORD).await;
     let path = format!("/api/me/orgs/demo/methods/{card}");
     let (status, _, _) = call(
         &world.local_router(),

@@ -19,31 +19,8 @@ async fn pat_with_card(world: &World, number: &str) -> (String, String) {
     let pat = world
         .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
         .await;
-    let method = save_card(world, &pat, number).await;
+    let method = world.save_card(&pat, number).await;
     (pat, method)
-}
-
-async fn save_card(world: &World, cookie: &str, number: &str) -> String {
-    let token = world.card_token(number).await;
-    let (_, _, terms) = call(
-        &world.local_router(),
-        "GET",
-        "/api/me/orgs/demo/methods/terms?kind=card",
-        &[("cookie", cookie)],
-        None,
-    )
-    .await;
-    let body = json!({"token": token, "kind": "card", "mandate": {"signer_name": "Pat Lee", "terms_version": terms["version"]}});
-    let (status, _, method) = call(
-        &world.local_router(),
-        "POST",
-        "/api/me/orgs/demo/methods",
-        &[("cookie", cookie)],
-        Some(body),
-    )
-    .await;
-    assert!(status.is_success(), "{method}");
-    method["id"].as_str().unwrap().to_owned()
 }
 
 async fn schedule(world: &World, cookie: &str, body: Value) -> (StatusCode, Value) {
@@ -71,15 +48,6 @@ async fn schedules(world: &World, cookie: &str) -> Value {
     json
 }
 
-/// A fresh session for `email` at the world's time (days pass in these tests; sessions do not
-/// last that long).
-async fn sign_in(world: &World, email: &str) -> String {
-    let body = json!({"email": email, "password": PASSWORD});
-    let (status, headers, _) =
-        call(&world.local_router(), "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(status, StatusCode::OK);
-    paybridge_tests::cookies(&headers)
-}
 /// One tick at `now` (the world's clock moves there first).
 async fn tick(world: &World, now: time::OffsetDateTime) -> app::schedules::TickReport {
     world.set_now(now);
@@ -121,7 +89,7 @@ async fn a_payer_schedules_lists_and_cancels_and_the_method_is_held_meanwhile() 
         (StatusCode::UNPROCESSABLE_ENTITY, json!("mandate_required"))
     );
 
-    let card = save_card(&world, &pat, "4242424242424242").await;
+    let card = world.save_card(&pat, "4242424242424242").await;
     let (status, problem) = schedule(
         &world,
         &pat,
@@ -153,7 +121,7 @@ async fn a_payer_schedules_lists_and_cancels_and_the_method_is_held_meanwhile() 
         (StatusCode::CONFLICT, json!("already_scheduled"))
     );
     assert_eq!(
-        schedules(&world, &sign_in(&world, "pat@harbor.test").await)
+        schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await)
             .await
             .as_array()
             .unwrap()
@@ -206,7 +174,7 @@ async fn a_payer_schedules_lists_and_cancels_and_the_method_is_held_meanwhile() 
     assert_eq!(report.claimed, 0);
     assert_eq!(charges(&world).await, 0);
     assert_eq!(world.balance("demo", "INV-1").await, "120.00");
-    let pat = sign_in(&world, "pat@harbor.test").await;
+    let pat = world.sign_in("pat@harbor.test", PASSWORD).await;
     let (status, _, _) = call(
         &world.local_router(),
         "DELETE",
@@ -222,7 +190,7 @@ async fn a_payer_schedules_lists_and_cancels_and_the_method_is_held_meanwhile() 
         .payer("demo", "sam@harbor.test", &["cust-1"], PASSWORD)
         .await;
     assert_eq!(
-        schedules(&world, &sign_in(&world, "sam@harbor.test").await).await,
+        schedules(&world, &world.sign_in("sam@harbor.test", PASSWORD).await).await,
         json!([])
     );
     let (status, _, _) = call(
@@ -264,7 +232,7 @@ async fn the_tick_charges_on_the_day_once_across_the_month_end() {
     assert_eq!((report.claimed, report.paid), (1, 1));
     assert_eq!(world.balance("demo", "INV-1").await, "0.00");
     assert_eq!(charges(&world).await, 1);
-    let listed = schedules(&world, &sign_in(&world, "pat@harbor.test").await).await;
+    let listed = schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await).await;
     assert_eq!(listed[0]["status"], "succeeded");
     assert!(
         listed[0]["payment_id"]
@@ -309,7 +277,7 @@ async fn soft_declines_retry_with_backoff_then_fail_and_hard_declines_never_retr
     for (now, next) in tries {
         let report = tick(&world, now).await;
         assert_eq!(report.retried, 1, "{now}");
-        let listed = schedules(&world, &sign_in(&world, "pat@harbor.test").await).await;
+        let listed = schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await).await;
         assert_eq!(listed[0]["status"], "scheduled");
         assert_eq!(listed[0]["next_try_at"], next);
         assert_eq!(listed[0]["outcome"], "insufficient_funds");
@@ -328,7 +296,7 @@ async fn soft_declines_retry_with_backoff_then_fail_and_hard_declines_never_retr
     let report = tick(&world, datetime!(2026-12-09 06:00 UTC)).await;
     assert_eq!(report.failed, 1);
     assert_eq!(
-        schedules(&world, &sign_in(&world, "pat@harbor.test").await).await[0]["status"],
+        schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await).await[0]["status"],
         "failed"
     );
     assert_eq!(charges(&world).await, 4, "the first try and three retries");
@@ -349,7 +317,7 @@ async fn soft_declines_retry_with_backoff_then_fail_and_hard_declines_never_retr
     let sam = world
         .payer("demo", "sam@harbor.test", &["cust-1"], PASSWORD)
         .await;
-    let stolen = save_card(&world, &sam, "4000000000009979").await;
+    let stolen = world.save_card(&sam, "4000000000009979").await;
     world.add_invoice("demo", "INV-2", "50.00").await;
     schedule(
         &world,
@@ -360,7 +328,7 @@ async fn soft_declines_retry_with_backoff_then_fail_and_hard_declines_never_retr
     let report = tick(&world, datetime!(2026-12-31 06:00 UTC)).await;
     assert_eq!((report.failed, report.retried), (1, 0));
     assert_eq!(
-        schedules(&world, &sign_in(&world, "sam@harbor.test").await).await[0]["outcome"],
+        schedules(&world, &world.sign_in("sam@harbor.test", PASSWORD).await).await[0]["outcome"],
         "stolen_card"
     );
     assert_eq!(
@@ -373,7 +341,7 @@ async fn soft_declines_retry_with_backoff_then_fail_and_hard_declines_never_retr
 async fn the_secondary_method_is_tried_once_when_the_primary_fails() {
     let world = World::new().await;
     let (pat, primary) = pat_with_card(&world, "4000000000000069").await; // expired: hard
-    let secondary = save_card(&world, &pat, "5555555555554444").await;
+    let secondary = world.save_card(&pat, "5555555555554444").await;
     world.add_invoice("demo", "INV-1", "80.00").await;
     // As an auto-pay enrolment makes it: a primary and a secondary method.
     let x = enrolment_schedule(&world, "INV-1", &primary, Some(&secondary)).await;
@@ -466,7 +434,7 @@ async fn paid_elsewhere_is_skipped_and_paying_now_cancels_the_schedule() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let listed = schedules(&world, &sign_in(&world, "pat@harbor.test").await).await;
+    let listed = schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await).await;
     let inv1 = listed
         .as_array()
         .unwrap()
@@ -638,7 +606,7 @@ async fn a_tick_that_dies_after_the_charge_is_finished_by_the_next_without_a_sec
     assert_eq!(charges(&world).await, 1, "no second charge");
     assert_eq!(world.balance("demo", "INV-1").await, "0.00");
     assert_eq!(
-        schedules(&world, &sign_in(&world, "pat@harbor.test").await).await[0]["status"],
+        schedules(&world, &world.sign_in("pat@harbor.test", PASSWORD).await).await[0]["status"],
         "succeeded"
     );
 }

@@ -91,7 +91,7 @@ pub async fn enrol(s: &Services, cmd: EnrolCommand) -> Result<Enrolment, Schedul
             "the organisation set up and locked this enrolment; ask it to change it".into(),
         ));
     }
-    let methods = crate::methods::list(s, &org.slug, &payer.id).await?;
+    let methods = crate::methods::in_order(s, &org.slug, &payer.id).await?;
     let usable = |id: &MethodId| {
         methods
             .iter()

@@ -330,6 +330,16 @@ pub async fn list(
     user: &UserId,
 ) -> Result<Vec<SavedMethod>, MethodError> {
     membership(s, org, user).await?;
+    Ok(in_order(s, org, user).await?)
+}
+
+/// The payer's methods, the default first, then the newest; for callers that checked the
+/// membership already.
+pub(crate) async fn in_order(
+    s: &Services,
+    org: &OrgSlug,
+    user: &UserId,
+) -> Result<Vec<SavedMethod>, StoreError> {
     let mut methods = s.methods.methods_of(org, user).await?;
     methods.sort_by(|a, b| {
         b.is_default
@@ -475,7 +485,7 @@ pub async fn usable_for(
     if !membership.customer_ids.contains(customer) {
         return Ok(Vec::new());
     }
-    let mut methods = list(s, org, user).await?;
+    let mut methods = in_order(s, org, user).await?;
     methods.retain(|m| m.customer_ids.contains(customer));
     Ok(methods)
 }

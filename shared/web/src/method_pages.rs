@@ -21,8 +21,7 @@ use app::ports::User;
 use crate::AppState;
 use crate::html::{CsrfForm, csrf_refused, message, page, unavailable, with_cookie};
 use crate::pages::method_label;
-use crate::session::{Csrf, is_https, signed_in_user};
-use crate::sign_in::sign_in_then;
+use crate::session::{Csrf, is_https, member_page};
 
 fn methods_path(org: &OrgSlug) -> String {
     format!("/portal/orgs/{org}/methods")
@@ -38,19 +37,8 @@ fn not_found() -> Response {
 
 /// The signed-in member of the org in the URL, or the response to give instead.
 async fn member_of(state: &AppState, parts: &Parts, org: &str) -> Result<(User, Org), Response> {
-    let Ok(slug) = OrgSlug::parse(org) else {
-        return Err(not_found());
-    };
-    let user = match signed_in_user(state, parts).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Err(sign_in_then(&methods_path(&slug))),
-        Err(e) => return Err(unavailable(&e)),
-    };
-    match app::methods::membership(state, &slug, &user.id).await {
-        Ok((org, _)) => Ok((user, org)),
-        Err(MethodError::NotFound) => Err(not_found()),
-        Err(e) => Err(unavailable(&e)),
-    }
+    let (user, org, _) = member_page(state, parts, org, methods_path, not_found).await?;
+    Ok((user, org))
 }
 
 struct MethodRow {

@@ -20,8 +20,7 @@ use app::ports::{InvitationState, User};
 
 use crate::AppState;
 use crate::html::{CsrfForm, csrf_refused, message, page, unavailable, with_cookie};
-use crate::session::{Csrf, is_https, signed_in_user};
-use crate::sign_in::sign_in_then;
+use crate::session::{Csrf, is_https, member_page};
 
 /// Customer ids as the pages show them: "C-1, C-2".
 pub(crate) fn joined(ids: &[CustomerId]) -> String {
@@ -45,24 +44,9 @@ fn no_such_org() -> Response {
 
 /// The signed-in admin of the org in the URL, or the response to give instead.
 async fn admin_of(state: &AppState, parts: &Parts, org: &str) -> Result<(User, Org), Response> {
-    let Ok(slug) = OrgSlug::parse(org) else {
-        return Err(no_such_org());
-    };
-    let user = match signed_in_user(state, parts).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Err(sign_in_then(&payers_path(&slug))),
-        Err(e) => return Err(unavailable(&e)),
-    };
-    let membership = state.members.membership(&slug, &user.id).await;
-    match membership {
-        Ok(Some(m)) if m.role == Role::Admin => {}
-        Ok(_) => return Err(no_such_org()),
-        Err(e) => return Err(unavailable(&e)),
-    }
-    match state.orgs.get_org(&slug).await {
-        Ok(Some(org)) => Ok((user, org)),
-        Ok(None) => Err(no_such_org()),
-        Err(e) => Err(unavailable(&e)),
+    match member_page(state, parts, org, payers_path, no_such_org).await? {
+        (user, org, membership) if membership.role == Role::Admin => Ok((user, org)),
+        _ => Err(no_such_org()),
     }
 }
 

@@ -162,3 +162,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
         })
     }
 }
+
+/// For a page of the org in the URL: the signed-in person, the org and their membership; or the
+/// response to give instead: the sign-in page (coming back to `back`), or `not_found` for
+/// anyone who is not a member (nobody learns whether the org exists).
+pub(crate) async fn member_page(
+    state: &AppState,
+    parts: &Parts,
+    org: &str,
+    back: fn(&domain::OrgSlug) -> String,
+    not_found: fn() -> axum::response::Response,
+) -> Result<(app::ports::User, domain::Org, domain::Membership), axum::response::Response> {
+    let Ok(slug) = domain::OrgSlug::parse(org) else {
+        return Err(not_found());
+    };
+    let user = match signed_in_user(state, parts).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(crate::sign_in::sign_in_then(&back(&slug))),
+        Err(e) => return Err(crate::html::unavailable(&e)),
+    };
+    match app::methods::membership(state, &slug, &user.id).await {
+        Ok((org, membership)) => Ok((user, org, membership)),
+        Err(app::methods::MethodError::NotFound) => Err(not_found()),
+        Err(e) => Err(crate::html::unavailable(&e)),
+    }
+}
