@@ -26,9 +26,18 @@ impl World {
 
     /// The same world, with Stripe's API at `stripe_api` (localstripe) for orgs configured for it.
     pub async fn with_stripe_at(stripe_api: &str) -> World {
+        Self::with_gateways_at(gateways::Endpoints {
+            stripe: stripe_api.to_owned(),
+            authorize_net: None,
+        })
+        .await
+    }
+
+    /// The same world, with the gateways' APIs at `endpoints` (local doubles).
+    pub async fn with_gateways_at(endpoints: gateways::Endpoints) -> World {
         let store = devtools::test_store().await;
         let clock = Arc::new(app::system::ManualClock::new(NOW));
-        let services = runtime::services_with_stripe_at(store.clone(), clock.clone(), stripe_api);
+        let services = runtime::services_with_gateways_at(store.clone(), clock.clone(), endpoints);
         let world = World {
             store,
             services: Arc::new(services),
@@ -139,15 +148,21 @@ impl World {
     /// (as the methods page does, with the terms it shows): the method's id.
     pub async fn save_card(&self, cookie: &str, number: &str) -> String {
         let token = self.card_token(number).await;
+        self.save_token(cookie, &token, "card").await
+    }
+
+    /// Saves what a gateway's token stands for (`kind`: card or bank) for the signed-in payer
+    /// of demo, with the authority the methods page asks for: the method's id.
+    pub async fn save_token(&self, cookie: &str, token: &str, kind: &str) -> String {
         let (_, _, terms) = call(
             &self.local_router(),
             "GET",
-            "/api/me/orgs/demo/methods/terms?kind=card",
+            &format!("/api/me/orgs/demo/methods/terms?kind={kind}"),
             &[("cookie", cookie)],
             None,
         )
         .await;
-        let body = serde_json::json!({"token": token, "kind": "card", "mandate": {"signer_name": "Pat Lee", "terms_version": terms["version"]}});
+        let body = serde_json::json!({"token": token, "kind": kind, "mandate": {"signer_name": "Pat Lee", "terms_version": terms["version"]}});
         let (status, _, method) = call(
             &self.local_router(),
             "POST",
@@ -505,6 +520,8 @@ impl Browser {
 }
 
 /// Log lines captured in memory, for tests that check what reaches the logs.
+pub mod rig;
+
 pub mod logs {
     use std::io::Write;
     use std::sync::{Arc, Mutex};

@@ -67,6 +67,7 @@ const EVENTS: &[(&str, &str, u16)] = &[
     ("admin-patch-settings", "admin", 401),
     ("admin-list-mandates", "admin", 401),
     ("admin-rotate-webhook-secret", "admin", 401),
+    ("admin-refund-payment", "admin", 401),
     ("admin-list-webhook-secrets", "admin", 401),
     ("admin-enrol-autopay", "admin", 401),
     ("admin-end-autopay", "admin", 401),

@@ -667,3 +667,59 @@ async fn a_card_that_will_have_expired_cannot_be_scheduled_past_its_month() {
     let in_time = json!({"invoice_number": "INV-1", "method_id": card["id"], "date": "2026-12-31"});
     assert_eq!(schedule(&world, &pat, in_time).await.0, StatusCode::CREATED);
 }
+
+/// A bank that wants the payer to confirm an unattended charge: not retried (it would ask again),
+/// and the payer is emailed a link to pay on the page, where they are present and it goes
+/// through.
+#[tokio::test]
+async fn a_charge_the_bank_wants_confirmed_emails_the_payer_a_link_to_pay() {
+    let world = World::new().await;
+    let (pat, card) = pat_with_card(&world, "4000002760003184").await;
+    world.add_invoice("demo", "INV-1", "120.00").await;
+    let (status, made) = schedule(
+        &world,
+        &pat,
+        json!({"invoice_number": "INV-1", "method_id": card, "date": "2026-11-30"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let report = tick(&world, datetime!(2026-11-30 06:00 UTC)).await;
+    assert_eq!((report.paid, report.failed), (0, 1), "{report:?}");
+    assert_eq!(world.balance("demo", "INV-1").await, "120.00");
+    let pat = world.sign_in("pat@harbor.test", PASSWORD).await;
+    let listed = schedules(&world, &pat).await;
+    assert_eq!(listed[0]["status"], "failed", "{listed}");
+    assert_eq!(listed[0]["outcome"], "authentication_required", "{listed}");
+
+    let mail = world.outbox().await;
+    let notice = mail
+        .iter()
+        .find(|m| m.message.subject == "Invoice INV-1: please confirm the payment with your bank")
+        .expect("the payer is asked to confirm");
+    assert_eq!(notice.message.to.as_str(), "pat@harbor.test");
+    assert!(
+        notice.message.text.contains("/pay/demo/INV-1"),
+        "{}",
+        notice.message.text
+    );
+    // Not tried again unattended.
+    let report = tick(&world, datetime!(2026-12-03 06:00 UTC)).await;
+    assert_eq!(
+        report.paid + report.failed + report.retried,
+        0,
+        "{report:?}"
+    );
+
+    // On the page, with the payer there, the same card goes through.
+    let token = world.card_token("4000002760003184").await;
+    let (status, _, payment) = call(
+        &world.local_router(),
+        "POST",
+        "/api/pay/demo/INV-1",
+        &[("idempotency-key", "confirm-1"), ("cookie", &pat)],
+        Some(json!({"token": token})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(world.balance("demo", "INV-1").await, "0.00");
+}

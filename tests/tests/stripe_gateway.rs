@@ -571,3 +571,100 @@ async fn a_card_saved_at_the_sandbox_is_not_charged_at_stripe_after_a_switch() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     assert_eq!(world.balance("demo", "INV-S5").await, "20.00");
 }
+
+/// localstripe itself sends the webhook, signed with the org's secret (`Stripe-Signature`), to
+/// the webhook function listening on a real port: the PaymentIntent's `payment_intent.succeeded`
+/// reaches the payment (already succeeded from the charge's answer: recorded, nothing moves).
+#[tokio::test]
+async fn localstripe_delivers_a_signed_webhook_that_reaches_the_payment() {
+    let endpoint = devtools::localstripe::shared_for_tests();
+    let world = World::with_stripe_at(endpoint).await;
+    // localstripe signs with the real time.
+    world.set_now(time::OffsetDateTime::now_utc());
+    let key = new_key();
+    let secret = format!("whsec_{}", ulid::Ulid::new());
+    configure_stripe(&world, &key, Some(&secret)).await;
+    world.add_invoice("demo", "INV-W1", "64.00").await;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = world.local_router();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    // Registered for this test's events only (localstripe sends every account's events to every
+    // webhook; another test's PaymentIntents are unknown here and refused).
+    let url = format!("http://127.0.0.1:{port}/webhooks/demo/stripe");
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}/_config/webhooks/paybridge-{port}"))
+        .form(&[
+            ("url", url.as_str()),
+            ("secret", secret.as_str()),
+            ("events[]", "payment_intent.succeeded"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+
+    let pm = card(endpoint, &key, "4242424242424242").await;
+    let (status, payment) = pay(&world, "", "INV-W1", json!({"token": pm})).await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    let history = format!(
+        "/api/orgs/demo/payments/{}/history",
+        payment["id"].as_str().unwrap()
+    );
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        let (_, entries) = admin(&world, "GET", &history, None).await;
+        if entries.as_array().is_some_and(|e| !e.is_empty()) {
+            seen = entries;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen[0]["type"], "payment_intent.succeeded", "{seen}");
+    assert_eq!(seen[0]["outcome"], "already_there", "{seen}");
+    assert_eq!(seen[0]["status_after"], "succeeded");
+    server.abort();
+}
+
+/// Saving goes through a SetupIntent: a card the bank refuses at setup is not saved, and a card
+/// whose bank wants the payer to authenticate is declined as such when charged (the page would
+/// hand the authentication to Stripe.js; the answer says why).
+#[tokio::test]
+async fn a_card_refused_at_setup_is_not_saved_and_authentication_is_named() {
+    let endpoint = devtools::localstripe::shared_for_tests();
+    let world = World::with_stripe_at(endpoint).await;
+    let key = new_key();
+    configure_stripe(&world, &key, None).await;
+    let pat = world
+        .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
+        .await;
+    let pm = card(endpoint, &key, "4000000000000002").await;
+    let (status, _, refused) = call(
+        &world.local_router(),
+        "POST",
+        "/api/me/orgs/demo/methods",
+        &[("cookie", &pat)],
+        Some(json!({"token": pm, "kind": "card"})),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status} {refused}");
+    let (_, _, listed) = call(
+        &world.local_router(),
+        "GET",
+        "/api/me/orgs/demo/methods",
+        &[("cookie", &pat)],
+        None,
+    )
+    .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    world.add_invoice("demo", "INV-3DS", "10.00").await;
+    let pm = card(endpoint, &key, "4000002760003184").await;
+    let (status, problem) = pay(&world, "", "INV-3DS", json!({"token": pm})).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{problem}");
+    assert_eq!(problem["decline_code"], "authentication_required");
+    assert_eq!(world.balance("demo", "INV-3DS").await, "10.00");
+}

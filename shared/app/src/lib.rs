@@ -11,6 +11,7 @@ pub mod passwords;
 pub mod pay_now;
 pub mod payments;
 pub mod ports;
+pub mod refunds;
 pub mod schedules;
 pub mod services;
 pub mod sessions;

@@ -331,6 +331,9 @@ pub enum DeclineReason {
     Incorrect,
     /// The token is unknown, used already, or for another org.
     InvalidToken,
+    /// The bank wants the payer to confirm (3-D Secure) a charge made while they were not
+    /// there: only the payer, paying on the page, can get it through.
+    AuthenticationRequired,
 }
 
 impl DeclineReason {
@@ -342,6 +345,7 @@ impl DeclineReason {
             DeclineReason::Expired => "expired_card",
             DeclineReason::Incorrect => "incorrect_card",
             DeclineReason::InvalidToken => "invalid_token",
+            DeclineReason::AuthenticationRequired => "authentication_required",
         }
     }
 
@@ -354,6 +358,7 @@ impl DeclineReason {
             Expired,
             Incorrect,
             InvalidToken,
+            AuthenticationRequired,
         ]
         .into_iter()
         .find(|r| r.code() == code)
@@ -372,6 +377,9 @@ impl DeclineReason {
             }
             DeclineReason::InvalidToken => {
                 "The card details expired or were used already. Enter them again."
+            }
+            DeclineReason::AuthenticationRequired => {
+                "Your bank asks you to confirm this payment. Pay it on the invoice's page."
             }
         }
     }
@@ -465,6 +473,27 @@ pub trait Gateway: Send + Sync {
         customer: &str,
         method: &str,
     ) -> Result<(), GatewayError>;
+    /// Gives back (part of) a charge; before settlement a gateway may void the whole charge
+    /// instead. `request.reference` is ours: the same one never refunds twice.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let _ = request;
+        Ok(RefundOutcome::Refused(
+            "this gateway does not take refunds through Paybridge".to_owned(),
+        ))
+    }
+    /// A verified notification, checked against the gateway's current word before it moves a
+    /// payment. Where notifications carry the state (the sandbox, Stripe) it is the event as
+    /// it came; Authorize.Net's only name a transaction, whose status is fetched.
+    /// `from`: the gateway that sent it (an org may have changed gateways since).
+    async fn confirm_event(
+        &self,
+        org: &OrgSlug,
+        event: GatewayEvent,
+        from: &str,
+    ) -> Result<GatewayEvent, GatewayError> {
+        let _ = (org, from);
+        Ok(event)
+    }
     /// Checks a notification's signature against its raw body with the org's active secrets
     /// (the gateway's own scheme), and only then reads it. Ok(None): genuine, but nothing that
     /// moves a payment (an event type we do not act on).
@@ -477,6 +506,31 @@ pub trait Gateway: Send + Sync {
         let _ = (delivery, secrets, now);
         Err(WebhookRejection::Unsupported)
     }
+}
+
+/// A refund of one charge.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub org: OrgSlug,
+    /// Our reference for this refund (idempotency; at most 20 characters reach Authorize.Net).
+    pub reference: String,
+    /// The gateway's charge id (the payment's `gateway_ref`).
+    pub charge: String,
+    /// What goes back now.
+    pub amount: Money,
+    /// `amount` is everything the charge took (and nothing was refunded before): a gateway may
+    /// void an unsettled charge instead.
+    pub whole: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The money goes back: the gateway's id of the refund, and whether the charge was voided
+    /// (cancelled before it settled) rather than refunded.
+    Refunded { refund_ref: String, voided: bool },
+    /// The gateway would not (refunded already, more than is left, not settled yet and not
+    /// voidable): its reason, as it put it.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1131,6 +1185,8 @@ pub trait ScheduleRepo: Send + Sync {
 /// are over the exact bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookDelivery<'a> {
+    /// The gateway that sends it (the URL's): which scheme reads it.
+    pub gateway: &'a str,
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
 }

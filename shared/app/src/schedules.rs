@@ -705,6 +705,21 @@ async fn tell(s: &Services, org: &Org, payer: &User, x: &Schedule, told: Told) {
             ],
             "Pay the invoice now",
         ),
+        Told::Failed
+            if x.outcome.as_deref() == Some(DeclineReason::AuthenticationRequired.code()) =>
+        {
+            (
+                format!("Invoice {invoice}: please confirm the payment with your bank"),
+                format!("Your bank wants you to confirm the payment of invoice {invoice}"),
+                vec![
+                    format!(
+                        "We tried to charge {amount} of invoice {invoice} to your saved card, and your bank asked for you to confirm it, which only you can do."
+                    ),
+                    "Pay it with the link below: your bank may ask you to confirm on its own page, and then the payment goes through.".to_owned(),
+                ],
+                "Confirm and pay",
+            )
+        }
         Told::Failed => (
             format!("Invoice {invoice}: the scheduled payment failed"),
             format!("The scheduled payment of invoice {invoice} failed"),

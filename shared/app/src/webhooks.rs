@@ -63,6 +63,9 @@ pub enum WebhookError {
     UnknownPayment,
     #[error("the payment kept changing; deliver the event again")]
     Busy,
+    /// The gateway could not be asked for the charge's current state: deliver again later.
+    #[error("the gateway did not answer: {0}")]
+    Gateway(String),
     #[error(transparent)]
     Accounting(#[from] AccountingError),
     #[error(transparent)]
@@ -139,9 +142,6 @@ pub async fn receive(
     gateway: &str,
     delivery: &WebhookDelivery<'_>,
 ) -> Result<Received, WebhookError> {
-    if gateway != s.gateway.name() {
-        return Err(WebhookError::UnknownGateway);
-    }
     let now = s.clock.now();
     let secrets = s.webhook_secrets.active_secrets(org, gateway, now).await?;
     if secrets.is_empty() {
@@ -158,9 +158,26 @@ pub async fn receive(
         Err(WebhookRejection::Malformed(why)) => return Err(WebhookError::Malformed(why)),
         Err(WebhookRejection::Unsupported) => return Err(WebhookError::UnknownGateway),
     };
-    match apply(s, org, gateway, &event, Marker::New).await? {
+    let event = s
+        .gateway
+        .confirm_event(org, event, gateway)
+        .await
+        .map_err(|e| WebhookError::Gateway(e.to_string()))?;
+    record(s, org, gateway, &event).await
+}
+
+/// Records a verified (or our own) event once and moves its payment forward, or holds it until
+/// the payment can take it. Our own refunds come this way too, so that they and the gateway's
+/// later notice of them are one event's worth of change.
+pub(crate) async fn record(
+    s: &Services,
+    org: &OrgSlug,
+    gateway: &str,
+    event: &GatewayEvent,
+) -> Result<Received, WebhookError> {
+    match apply(s, org, gateway, event, Marker::New).await? {
         Step::Done(received) => Ok(received),
-        Step::Hold(payment) => hold(s, org, gateway, &event, payment.as_ref()).await,
+        Step::Hold(payment) => hold(s, org, gateway, event, payment.as_ref()).await,
     }
 }
 
@@ -593,7 +610,8 @@ async fn compose(
     )];
     let bank = payment.method.as_ref().is_some_and(|m| m.kind == "bank");
     let reversed = effects.from.returns_money(effects.to);
-    if !(reversed || (effects.to == PaymentStatus::Settled && bank)) {
+    let refunded = effects.to == PaymentStatus::Refunded && effects.refunded.is_some();
+    if !(reversed || refunded || (effects.to == PaymentStatus::Settled && bank)) {
         return Ok(messages);
     }
     let org_name = match s.orgs.get_org(&effects.org).await? {
@@ -608,6 +626,17 @@ async fn compose(
         Ok(Some(read)) => read.invoice.customer_name,
         _ => String::new(),
     };
+    if refunded {
+        // The payer's money back, told to them (the admin gave it, or saw it at the gateway).
+        if let Some(to) = &payment.receipt_email {
+            let notice = Reversal::of(&payment, effects, &org_name, &customer_name, false);
+            messages.push((
+                "payer".to_owned(),
+                Message::Mail(Box::new(notice.email(to.clone()))),
+            ));
+        }
+        return Ok(messages);
+    }
     if !reversed {
         if let Some(to) = &payment.receipt_email {
             let receipt = Receipt::of(&payment, &org_name, &customer_name).email(to.clone());
@@ -685,6 +714,8 @@ struct Reversal {
     date: String,
     payment_id: String,
     restored: Option<String>,
+    /// For a refund: all refunds of the payment together.
+    refunded: Option<String>,
     for_admin: bool,
 }
 
@@ -709,6 +740,7 @@ impl Reversal {
         for_admin: bool,
     ) -> Reversal {
         let (what, headline) = match effects.to {
+            PaymentStatus::Refunded => ("was refunded", "Refund"),
             PaymentStatus::DisputeLost => ("was reversed after a dispute", "Payment reversed"),
             PaymentStatus::Failed => ("failed at the bank", "Bank payment failed"),
             _ => ("was returned by the bank", "Bank payment returned"),
@@ -724,6 +756,10 @@ impl Reversal {
             date: effects.at.date().to_string(),
             payment_id: payment.id.to_string(),
             restored: effects.restored.map(|m| m.to_string()),
+            refunded: effects
+                .refunded
+                .filter(|_| effects.to == PaymentStatus::Refunded)
+                .map(|m| m.to_string()),
             for_admin,
         }
     }
@@ -788,8 +824,13 @@ pub enum RotateError {
 /// A new webhook secret for the org's gateway; the one before stays accepted for the grace
 /// period, and the one before that is retired.
 pub async fn rotate_secret(s: &Services, cmd: RotateCommand) -> Result<Rotated, RotateError> {
-    let gateway = cmd.gateway.unwrap_or_else(|| s.gateway.name().to_owned());
-    if gateway != s.gateway.name() {
+    let current = s
+        .gateway
+        .name_for(&cmd.org)
+        .await
+        .map_err(|e| StoreError(e.to_string()))?;
+    let gateway = cmd.gateway.unwrap_or_else(|| current.to_owned());
+    if gateway != current {
         return Err(RotateError::UnknownGateway);
     }
     let grace = cmd.grace.unwrap_or(DEFAULT_GRACE);

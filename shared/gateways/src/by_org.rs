@@ -15,39 +15,60 @@ use time::OffsetDateTime;
 use app::payments::MethodSummary;
 use app::ports::{
     ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, Gateway, GatewayConfig,
-    GatewayConfigs, GatewayError, GatewayEvent, GatewayMethod, WebhookDelivery, WebhookRejection,
+    GatewayConfigs, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest,
+    WebhookDelivery, WebhookRejection,
 };
 
+use crate::authorize_net::{self, AuthorizeNetGateway};
 use crate::stripe::{self, StripeGateway};
 
 /// How long an org's adapter is kept before its configuration is read again.
 const CACHE_FOR: Duration = Duration::from_secs(60);
 
 /// The gateways Paybridge can configure per org.
-pub const GATEWAYS: [&str; 2] = ["sandbox", stripe::NAME];
+pub const GATEWAYS: [&str; 3] = ["sandbox", stripe::NAME, authorize_net::NAME];
 
 pub struct OrgGateways {
     default: Arc<dyn Gateway>,
     configs: Arc<dyn GatewayConfigs>,
-    stripe_api: String,
+    endpoints: Endpoints,
     http: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// Where the real gateways' APIs are: production by default; a local double's address in the
+/// local stack and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Stripe's API base (`STRIPE_API_BASE`).
+    pub stripe: String,
+    /// Authorize.Net's API URL for every org (`AUTHORIZE_NET_API`); None: each org's
+    /// credentials say sandbox or production.
+    pub authorize_net: Option<String>,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            stripe: stripe::STRIPE_API.to_owned(),
+            authorize_net: None,
+        }
+    }
 }
 
 /// An org's adapter and when its configuration was read.
 type Cached = (Instant, Arc<dyn Gateway>);
 
 impl OrgGateways {
-    /// `stripe_api`: [`stripe::STRIPE_API`], or a local double's endpoint.
     pub fn new(
         default: Arc<dyn Gateway>,
         configs: Arc<dyn GatewayConfigs>,
-        stripe_api: &str,
+        endpoints: Endpoints,
     ) -> OrgGateways {
         OrgGateways {
             default,
             configs,
-            stripe_api: stripe_api.to_owned(),
+            endpoints,
             http: stripe::http_client(),
             cache: Mutex::new(HashMap::new()),
         }
@@ -83,8 +104,25 @@ impl OrgGateways {
                 let key = credential(&config.credentials, "secret_key")?;
                 Ok(Arc::new(StripeGateway::new(
                     self.http.clone(),
-                    &self.stripe_api,
+                    &self.endpoints.stripe,
                     key,
+                )))
+            }
+            authorize_net::NAME => {
+                let endpoint = match &self.endpoints.authorize_net {
+                    Some(endpoint) => endpoint.as_str(),
+                    None if credential(&config.credentials, "environment")?.expose()
+                        == "production" =>
+                    {
+                        authorize_net::PRODUCTION_API
+                    }
+                    None => authorize_net::SANDBOX_API,
+                };
+                Ok(Arc::new(AuthorizeNetGateway::new(
+                    self.http.clone(),
+                    endpoint,
+                    credential(&config.credentials, "api_login_id")?,
+                    credential(&config.credentials, "transaction_key")?,
                 )))
             }
             other => Err(GatewayError::Unavailable(format!(
@@ -181,14 +219,42 @@ impl Gateway for OrgGateways {
             .await
     }
 
-    /// Webhooks are routed by gateway name, and only the default's are read so far (Stripe's
-    /// are not built yet).
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        self.for_org(&request.org).await?.refund(request).await
+    }
+
+    /// Asks the gateway that sent the event, if it still serves the org; an event from a
+    /// gateway the org has left is taken as it came (its credentials are gone).
+    async fn confirm_event(
+        &self,
+        org: &OrgSlug,
+        event: GatewayEvent,
+        from: &str,
+    ) -> Result<GatewayEvent, GatewayError> {
+        let gateway = self.for_org(org).await?;
+        if gateway.name() == from {
+            gateway.confirm_event(org, event, from).await
+        } else {
+            Ok(event)
+        }
+    }
+
+    /// Webhooks are read by the scheme of the gateway that the URL names (signatures need no
+    /// credentials, only the org's secrets): an org that changed gateways still has the old
+    /// one's late events read.
     fn read_webhook(
         &self,
         delivery: &WebhookDelivery<'_>,
         secrets: &[Secret<String>],
         now: OffsetDateTime,
     ) -> Result<Option<GatewayEvent>, WebhookRejection> {
-        self.default.read_webhook(delivery, secrets, now)
+        match delivery.gateway {
+            stripe::NAME => stripe::read_webhook(delivery, secrets, now),
+            authorize_net::NAME => authorize_net::read_webhook(delivery, secrets, now),
+            name if name == self.default.name() => {
+                self.default.read_webhook(delivery, secrets, now)
+            }
+            _ => Err(WebhookRejection::Unsupported),
+        }
     }
 }

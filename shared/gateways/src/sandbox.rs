@@ -16,12 +16,15 @@ use time::{Date, Duration, OffsetDateTime};
 use app::payments::MethodSummary;
 use app::ports::{
     ChargeOutcome, ChargeRequest, ChargeSource, Clock, DeclineReason, Gateway, GatewayError,
-    GatewayEvent, GatewayMethod, Ids, StoreError, WebhookDelivery, WebhookRejection,
+    GatewayEvent, GatewayMethod, Ids, RefundOutcome, RefundRequest, StoreError, WebhookDelivery,
+    WebhookRejection,
 };
+use domain::PaymentStatus;
 use store::Store;
 use store::sandbox::{
     AttachWrite, ChargeWrite, SandboxCharge, SandboxCustomer, SandboxMethod, SandboxToken,
 };
+use store::sandbox_events::RefundWrite;
 
 /// A test card: its number, brand and what charging it does.
 pub struct TestCard {
@@ -31,7 +34,7 @@ pub struct TestCard {
 }
 
 /// The sandbox's test cards (any future expiry, any 3-digit CVC; 4 digits for Amex).
-pub const TEST_CARDS: [TestCard; 7] = [
+pub const TEST_CARDS: [TestCard; 8] = [
     TestCard {
         number: "4242424242424242",
         brand: "visa",
@@ -66,6 +69,13 @@ pub const TEST_CARDS: [TestCard; 7] = [
         number: "4000000000000069",
         brand: "visa",
         behaviour: "expired_card",
+    },
+    // Approved with the payer present; saved and charged without them, the bank asks for
+    // them to authenticate (Stripe's 4000002760003184).
+    TestCard {
+        number: "4000002760003184",
+        brand: "visa",
+        behaviour: "authenticate_off_session",
     },
 ];
 
@@ -343,6 +353,8 @@ impl SandboxGateway {
         };
         let behaviour = if expired {
             DeclineReason::Expired.code()
+        } else if saved.behaviour == "authenticate_off_session" {
+            DeclineReason::AuthenticationRequired.code()
         } else {
             &saved.behaviour
         };
@@ -370,7 +382,7 @@ impl SandboxGateway {
         now: OffsetDateTime,
     ) -> SandboxCharge {
         let (status, decline) = match behaviour {
-            "approve" => ("succeeded", None),
+            "approve" | "authenticate_off_session" => ("succeeded", None),
             "settle_later" | "return_later" => ("pending", None),
             code => ("failed", Some(code.to_owned())),
         };
@@ -616,6 +628,70 @@ impl Gateway for SandboxGateway {
         now: OffsetDateTime,
     ) -> Result<Option<GatewayEvent>, WebhookRejection> {
         crate::sandbox_events::read(delivery, secrets, now)
+    }
+
+    /// Refunds like a card processor and a bank would: a failed charge has nothing to give
+    /// back; a bank debit that has not settled is voided whole, or not at all; otherwise any
+    /// amount up to what is left. Once per reference: a retry answers with the same refund.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        for _ in 0..3 {
+            let Some(life) = self
+                .store
+                .sandbox_charge_by_id(&request.charge)
+                .await
+                .map_err(unavailable)?
+                .filter(|life| life.charge.org == request.org)
+            else {
+                return Ok(RefundOutcome::Refused("no such charge".into()));
+            };
+            let charge = &life.charge;
+            let refused = |why: &str| Ok(RefundOutcome::Refused(why.to_owned()));
+            if request.amount.currency() != charge.amount.currency() {
+                return refused("the refund is in another currency than the charge");
+            }
+            let unsettled = charge.status == "pending" && life.state.is_none();
+            let voided = unsettled && request.whole;
+            match (charge.status.as_str(), life.state.as_deref()) {
+                ("failed", _) => return refused("the charge failed: nothing was taken"),
+                (_, Some("returned" | "failed" | "dispute_lost")) => {
+                    return refused("the money has gone back already");
+                }
+                _ if unsettled && !voided => {
+                    return refused(
+                        "the debit has not settled yet: only the whole of it can be voided",
+                    );
+                }
+                _ => {}
+            }
+            let left = charge.amount.minor().saturating_sub(life.refunded);
+            if request.amount.minor() > left {
+                return refused("more than is left of the charge");
+            }
+            let refund_id = format!("re_{}", self.ids.ulid());
+            let after = life.refunded + request.amount.minor();
+            match self
+                .store
+                .sandbox_record_refund(
+                    charge,
+                    &request.reference,
+                    &refund_id,
+                    life.refunded,
+                    after,
+                    PaymentStatus::Refunded.as_str(),
+                )
+                .await
+                .map_err(unavailable)?
+            {
+                RefundWrite::Written(id) | RefundWrite::Exists(id) => {
+                    return Ok(RefundOutcome::Refunded {
+                        refund_ref: id,
+                        voided,
+                    });
+                }
+                RefundWrite::Moved => continue,
+            }
+        }
+        Err(GatewayError::Unavailable("the charge kept changing".into()))
     }
 
     /// Deletes the method if it is this customer's; one that is gone already is fine. Another

@@ -317,7 +317,11 @@ mod tests {
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 12:00 UTC);
 
     fn delivery<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> WebhookDelivery<'a> {
-        WebhookDelivery { headers, body }
+        WebhookDelivery {
+            gateway: "sandbox",
+            headers,
+            body,
+        }
     }
 
     fn signed(secret: &Secret<String>, body: &[u8]) -> Vec<(String, String)> {

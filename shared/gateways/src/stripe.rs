@@ -21,8 +21,13 @@ use serde_json::Value;
 use app::payments::MethodSummary;
 use app::ports::{
     ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason, Gateway,
-    GatewayError, GatewayMethod,
+    GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest, WebhookDelivery,
+    WebhookRejection,
 };
+use domain::{Money, PaymentStatus};
+use time::OffsetDateTime;
+
+use crate::signature;
 
 /// Stripe's API, where production calls go.
 pub const STRIPE_API: &str = "https://api.stripe.com";
@@ -145,6 +150,12 @@ impl StripeGateway {
                 settling: status == "processing",
                 method: self.summary_of(pi).await?,
             }),
+            // The bank wants the payer to authenticate: not taken (the PaymentIntent is left
+            // to expire; the payer pays again on the page).
+            "requires_action" => Ok(ChargeOutcome::Declined {
+                gateway_ref: Some(id),
+                reason: DeclineReason::AuthenticationRequired,
+            }),
             _ => {
                 let error = pi.get("last_payment_error").unwrap_or(&Value::Null);
                 Ok(ChargeOutcome::Declined {
@@ -170,7 +181,13 @@ impl StripeGateway {
         })
     }
 
-    async fn create_payment_intent(&self, request: &ChargeRequest) -> Result<Answer, GatewayError> {
+    /// `method_type`: the PaymentMethod's `type` (`card`, `us_bank_account`, ...): a
+    /// PaymentIntent names the types it may be paid with.
+    async fn create_payment_intent(
+        &self,
+        request: &ChargeRequest,
+        method_type: &str,
+    ) -> Result<Answer, GatewayError> {
         let mut form = vec![
             pair("amount", request.amount.minor().to_string()),
             pair(
@@ -178,7 +195,7 @@ impl StripeGateway {
                 request.amount.currency().code().to_ascii_lowercase(),
             ),
             pair("confirm", "true"),
-            pair("payment_method_types[]", "card"),
+            pair("payment_method_types[]", method_type),
             pair("expand[]", "payment_method"),
             pair(
                 format!("metadata[{REFERENCE_KEY}]"),
@@ -241,10 +258,9 @@ impl StripeGateway {
 }
 
 /// Paybridge's decline class for a Stripe error object (`decline_code` first, then `code`).
-/// Soft (worth a retry later): insufficient funds, generic declines, and
-/// `authentication_required` (the bank wants the payer present: reported as a generic decline,
-/// which the retry rules treat as soft; emailing the payer a link to authenticate is not built).
-/// Hard: lost, stolen, fraudulent, expired, incorrect details.
+/// Soft (worth a retry later): insufficient funds, generic declines. Hard: lost, stolen,
+/// fraudulent, expired, incorrect details. `authentication_required` (the bank wants the payer
+/// present) is its own class: not retried unattended; the payer is emailed a link to pay.
 pub fn decline_reason(error: &Value) -> DeclineReason {
     let decline = str_at(error, "/decline_code");
     let code = str_at(error, "/code");
@@ -261,17 +277,129 @@ pub fn decline_reason(error: &Value) -> DeclineReason {
         | "invalid_expiry_month"
         | "invalid_expiry_year"
         | "invalid_account" => Some(DeclineReason::Incorrect),
-        "authentication_required"
-        | "generic_decline"
-        | "do_not_honor"
-        | "card_declined"
-        | "try_again_later"
+        "authentication_required" => Some(DeclineReason::AuthenticationRequired),
+        "generic_decline" | "do_not_honor" | "card_declined" | "try_again_later"
         | "processing_error" => Some(DeclineReason::Generic),
         _ => None,
     };
     of(decline)
         .or_else(|| of(code))
         .unwrap_or(DeclineReason::Generic)
+}
+
+fn setup_status(setup: &Value) -> &str {
+    str_at(setup, "/status")
+}
+
+/// Stripe's signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">[,v1=...]`,
+/// the scheme the sandbox signs with (see `signature`).
+pub const SIGNATURE_HEADER: &str = "stripe-signature";
+
+/// PaymentMethod types that debit a bank account: approved as `processing`, money only when
+/// the PaymentIntent succeeds (days later).
+const BANK_DEBITS: [&str; 4] = [
+    "us_bank_account",
+    "au_becs_debit",
+    "sepa_debit",
+    "acss_debit",
+];
+
+/// Reads a Stripe event once its `Stripe-Signature` holds (five minutes' tolerance, any `v1`
+/// against any of the org's active signing secrets). What moves a payment (its charge is the
+/// PaymentIntent, our payment's `gateway_ref`):
+///
+/// | event | reports |
+/// |---|---|
+/// | `payment_intent.succeeded` | succeeded; settled for a bank debit (it succeeds when the money arrives) |
+/// | `payment_intent.payment_failed` | failed (a declined card, or a bank debit that failed to settle) |
+/// | `charge.refunded` | refunded, with `amount_refunded` (all refunds together) |
+/// | `charge.dispute.created` | disputed |
+/// | `charge.dispute.closed` | dispute won (`won`, `warning_closed`) or lost (`lost`) |
+///
+/// Anything else (including `payment_intent.processing`: we know a debit is pending from the
+/// charge's answer) is genuine but moves nothing: Ok(None).
+pub fn read_webhook(
+    delivery: &WebhookDelivery<'_>,
+    secrets: &[Secret<String>],
+    now: OffsetDateTime,
+) -> Result<Option<GatewayEvent>, WebhookRejection> {
+    signature::verify(
+        delivery.header(SIGNATURE_HEADER),
+        delivery.body,
+        secrets,
+        now,
+    )
+    .map_err(|e| WebhookRejection::Signature(e.reason()))?;
+    let event: Value = serde_json::from_slice(delivery.body)
+        .map_err(|e| WebhookRejection::Malformed(format!("not JSON: {e}")))?;
+    let id = str_at(&event, "/id");
+    let kind = str_at(&event, "/type");
+    let object = event.pointer("/data/object").unwrap_or(&Value::Null);
+    if id.is_empty() || kind.is_empty() || !object.is_object() {
+        return Err(WebhookRejection::Malformed(
+            "an event has an id, a type and data.object".into(),
+        ));
+    }
+    let bank_debit = || {
+        object
+            .get("payment_method_types")
+            .and_then(Value::as_array)
+            .is_some_and(|types| {
+                types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|t| BANK_DEBITS.contains(&t))
+            })
+    };
+    let (reports, charge) = match kind {
+        "payment_intent.succeeded" if bank_debit() => (PaymentStatus::Settled, "/id"),
+        "payment_intent.succeeded" => (PaymentStatus::Succeeded, "/id"),
+        "payment_intent.payment_failed" => (PaymentStatus::Failed, "/id"),
+        "charge.refunded" => (PaymentStatus::Refunded, "/payment_intent"),
+        "charge.dispute.created" => (PaymentStatus::Disputed, "/payment_intent"),
+        "charge.dispute.closed" => match str_at(object, "/status") {
+            "won" | "warning_closed" => (PaymentStatus::DisputeWon, "/payment_intent"),
+            "lost" => (PaymentStatus::DisputeLost, "/payment_intent"),
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let charge = str_at(object, charge);
+    if charge.is_empty() {
+        // A charge made outside a PaymentIntent: none of ours.
+        return Ok(None);
+    }
+    let refunded = if reports == PaymentStatus::Refunded {
+        let currency: domain::Currency =
+            str_at(object, "/currency")
+                .to_ascii_uppercase()
+                .parse()
+                .map_err(|_| WebhookRejection::Malformed("an unknown currency".into()))?;
+        let minor = object
+            .get("amount_refunded")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                WebhookRejection::Malformed("a refund without amount_refunded".into())
+            })?;
+        Some(
+            Money::from_minor(minor, currency)
+                .map_err(|e| WebhookRejection::Malformed(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let reference = object
+        .pointer(&format!("/metadata/{REFERENCE_KEY}"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok(Some(GatewayEvent {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        reports,
+        charge: charge.to_owned(),
+        reference,
+        refunded,
+    }))
 }
 
 fn pair(k: impl Into<String>, v: impl Into<String>) -> (String, String) {
@@ -340,7 +468,23 @@ impl Gateway for StripeGateway {
     }
 
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
-        match self.create_payment_intent(request).await {
+        let method = match &request.source {
+            ChargeSource::Token(token) => token.expose().as_str(),
+            ChargeSource::Saved { method, .. } => method.as_str(),
+        };
+        // Its type first (a card, or a bank debit that settles later); an unknown one is
+        // refused before anything is created.
+        let Some(pm) = self.payment_method(method).await? else {
+            return Ok(ChargeOutcome::Declined {
+                gateway_ref: None,
+                reason: DeclineReason::InvalidToken,
+            });
+        };
+        let method_type = match str_at(&pm, "/type") {
+            "" => "card",
+            t => t,
+        };
+        match self.create_payment_intent(request, method_type).await {
             Ok(answer) => self.charge_answer(request, answer).await,
             Err(first) => {
                 // No answer: it may have been created. Look first; then send the very same
@@ -349,7 +493,7 @@ impl Gateway for StripeGateway {
                 if let Some(outcome) = self.find_charge(&request.org, &request.reference).await? {
                     return Ok(outcome);
                 }
-                let answer = self.create_payment_intent(request).await?;
+                let answer = self.create_payment_intent(request, method_type).await?;
                 self.charge_answer(request, answer).await
             }
         }
@@ -438,16 +582,78 @@ impl Gateway for StripeGateway {
         }
     }
 
+    /// Saved through a SetupIntent for off-session use (the bank checks the card and agrees to
+    /// later charges without the payer), confirmed at once with the browser's PaymentMethod.
+    /// Stripe attaches the method to the customer when the SetupIntent succeeds; where it has
+    /// not (localstripe does not), it is attached here. A card whose bank wants the payer to
+    /// authenticate now (`requires_action`) is not saved: that needs Stripe.js's
+    /// `confirmCardSetup` in the browser, which the save page does not do yet.
     async fn attach_method(
         &self,
         _org: &OrgSlug,
         customer: &str,
         token: &Secret<String>,
     ) -> Result<Option<GatewayMethod>, GatewayError> {
-        let path = format!(
-            "/v1/payment_methods/{}/attach",
-            path_segment(token.expose())
+        let pm_id = path_segment(token.expose());
+        let Some(pm) = self.payment_method(&pm_id).await? else {
+            return Ok(None);
+        };
+        let method_type = str_at(&pm, "/type").to_owned();
+        let form = [
+            pair("customer", customer),
+            pair("usage", "off_session"),
+            pair("payment_method_types[]", method_type),
+        ];
+        // One SetupIntent per method and customer, whatever the retries.
+        let key = format!("setup:{customer}:{pm_id}");
+        let setup = match self
+            .call(
+                reqwest::Method::POST,
+                "/v1/setup_intents",
+                &form,
+                Some(&key),
+            )
+            .await?
+        {
+            Answer::Ok(setup) => setup,
+            Answer::Refused { status, error } => return Err(refused(status, &error)),
+        };
+        let confirm = format!(
+            "/v1/setup_intents/{}/confirm",
+            path_segment(str_at(&setup, "/id"))
         );
+        let setup = match setup_status(&setup) {
+            "succeeded" => setup,
+            _ => match self
+                .call(
+                    reqwest::Method::POST,
+                    &confirm,
+                    &[pair("payment_method", pm_id.clone())],
+                    Some(&format!("{key}:confirm")),
+                )
+                .await?
+            {
+                Answer::Ok(setup) => setup,
+                // Declined by the bank, or the method is unusable.
+                Answer::Refused {
+                    status: 400 | 402 | 404,
+                    error,
+                } => {
+                    tracing::info!(code = %str_at(&error, "/code"), "stripe refused to set up a payment method");
+                    return Ok(None);
+                }
+                Answer::Refused { status, error } => return Err(refused(status, &error)),
+            },
+        };
+        if setup_status(&setup) != "succeeded" {
+            tracing::info!(status = %setup_status(&setup), "stripe's SetupIntent did not succeed; the method is not saved");
+            return Ok(None);
+        }
+        let pm = self.payment_method(&pm_id).await?.unwrap_or(pm);
+        if str_at(&pm, "/customer") == customer {
+            return Ok(Some(method_of(&pm)));
+        }
+        let path = format!("/v1/payment_methods/{pm_id}/attach");
         match self
             .call(
                 reqwest::Method::POST,
@@ -458,7 +664,7 @@ impl Gateway for StripeGateway {
             .await?
         {
             Answer::Ok(pm) => Ok(Some(method_of(&pm))),
-            // Unknown, attached elsewhere, or declined when checked: not a usable method.
+            // Attached elsewhere meanwhile, or gone: not a usable method.
             Answer::Refused {
                 status: 400 | 402 | 404,
                 error,
@@ -468,6 +674,56 @@ impl Gateway for StripeGateway {
             }
             Answer::Refused { status, error } => Err(refused(status, &error)),
         }
+    }
+
+    /// A Refund with our reference as its Idempotency-Key (Stripe refunds before and after
+    /// settlement alike: there is no separate void).
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let form = [
+            pair("payment_intent", path_segment(&request.charge)),
+            pair("amount", request.amount.minor().to_string()),
+            pair(
+                format!("metadata[{REFERENCE_KEY}]"),
+                request.reference.clone(),
+            ),
+        ];
+        match self
+            .call(
+                reqwest::Method::POST,
+                "/v1/refunds",
+                &form,
+                Some(&format!("refund:{}", request.reference)),
+            )
+            .await?
+        {
+            Answer::Ok(refund) => match str_at(&refund, "/status") {
+                "failed" | "canceled" => Ok(RefundOutcome::Refused(format!(
+                    "Stripe's refund {}",
+                    str_at(&refund, "/status")
+                ))),
+                _ => Ok(RefundOutcome::Refunded {
+                    refund_ref: str_at(&refund, "/id").to_owned(),
+                    voided: false,
+                }),
+            },
+            Answer::Refused {
+                status: 400 | 402 | 404,
+                error,
+            } => Ok(RefundOutcome::Refused(match str_at(&error, "/message") {
+                "" => format!("Stripe refused the refund ({})", str_at(&error, "/code")),
+                m => m.to_owned(),
+            })),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
+    fn read_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+        secrets: &[Secret<String>],
+        now: OffsetDateTime,
+    ) -> Result<Option<GatewayEvent>, WebhookRejection> {
+        read_webhook(delivery, secrets, now)
     }
 
     async fn detach_method(
@@ -547,7 +803,7 @@ mod tests {
             reason(
                 json!({"code": "authentication_required", "decline_code": "authentication_required"})
             ),
-            DeclineReason::Generic
+            DeclineReason::AuthenticationRequired
         );
         assert_eq!(
             reason(json!({"code": "card_declined"})),
@@ -556,6 +812,161 @@ mod tests {
         assert_eq!(
             reason(json!({"code": "something_new"})),
             DeclineReason::Generic
+        );
+    }
+
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-11-26 12:00 UTC);
+
+    fn secret(text: &str) -> Secret<String> {
+        Secret::new(text.to_owned())
+    }
+
+    /// A delivery signed as Stripe signs: HMAC-SHA256 of "t.body" under `whsec`, hex.
+    fn read(
+        body: &Value,
+        header: Option<String>,
+    ) -> Result<Option<GatewayEvent>, WebhookRejection> {
+        let body = body.to_string();
+        let headers: Vec<(String, String)> = header
+            .map(|h| vec![("Stripe-Signature".to_owned(), h)])
+            .unwrap_or_default();
+        let delivery = WebhookDelivery {
+            gateway: NAME,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        read_webhook(&delivery, &[secret("whsec_test_secret")], NOW)
+    }
+
+    fn signed(body: &Value, at: OffsetDateTime, key: &str) -> Option<String> {
+        Some(signature::header_value(
+            &[secret(key)],
+            at.unix_timestamp(),
+            body.to_string().as_bytes(),
+        ))
+    }
+
+    fn event(kind: &str, object: Value) -> Value {
+        json!({"id": "evt_1", "object": "event", "type": kind, "data": {"object": object}})
+    }
+
+    #[test]
+    fn the_signature_is_stripes_known_vector() {
+        // Computed independently: printf '%s' '1795003200.{"id":"evt_1"}' |
+        //   openssl dgst -sha256 -hmac whsec_test_secret
+        assert_eq!(
+            signature::sign(
+                &secret("whsec_test_secret"),
+                1_795_003_200,
+                br#"{"id":"evt_1"}"#
+            ),
+            "b27db328fe24ba17e8c90896822292640421d440b2ee8468b8fa7d98cd546cc8"
+        );
+    }
+
+    #[test]
+    fn webhooks_are_read_only_with_a_good_fresh_signature() {
+        let body = event(
+            "payment_intent.succeeded",
+            json!({"id": "pi_1", "payment_method_types": ["card"],
+                   "metadata": {"paybridge_reference": "pay_01JD8X3Q9M6V4W2K7T5R1N0P01"}}),
+        );
+        let good = read(&body, signed(&body, NOW, "whsec_test_secret"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(good.reports, PaymentStatus::Succeeded);
+        assert_eq!(good.charge, "pi_1");
+        assert_eq!(good.id, "evt_1");
+        assert_eq!(
+            good.reference.as_deref(),
+            Some("pay_01JD8X3Q9M6V4W2K7T5R1N0P01")
+        );
+        let refused = |header| matches!(read(&body, header), Err(WebhookRejection::Signature(_)));
+        assert!(refused(None), "no header");
+        assert!(refused(signed(&body, NOW, "whsec_other")), "another secret");
+        assert!(
+            refused(signed(
+                &body,
+                NOW - time::Duration::minutes(6),
+                "whsec_test_secret"
+            )),
+            "older than five minutes"
+        );
+        // Signed, then changed on the way.
+        let tampered = event("payment_intent.succeeded", json!({"id": "pi_2"}));
+        assert!(matches!(
+            read(&tampered, signed(&body, NOW, "whsec_test_secret")),
+            Err(WebhookRejection::Signature(_))
+        ));
+    }
+
+    #[test]
+    fn stripe_events_map_to_payment_reports() {
+        let reports = |body: Value| {
+            read(&body, signed(&body, NOW, "whsec_test_secret"))
+                .unwrap()
+                .map(|e| (e.reports, e.charge, e.refunded))
+        };
+        // A bank debit succeeds when its money arrives: settled.
+        assert_eq!(
+            reports(event(
+                "payment_intent.succeeded",
+                json!({"id": "pi_b", "payment_method_types": ["us_bank_account"]})
+            )),
+            Some((PaymentStatus::Settled, "pi_b".to_owned(), None))
+        );
+        assert_eq!(
+            reports(event(
+                "payment_intent.payment_failed",
+                json!({"id": "pi_f"})
+            )),
+            Some((PaymentStatus::Failed, "pi_f".to_owned(), None))
+        );
+        let usd = |minor| Money::from_minor(minor, domain::Currency::Usd).unwrap();
+        assert_eq!(
+            reports(event(
+                "charge.refunded",
+                json!({"id": "ch_1", "payment_intent": "pi_r", "amount_refunded": 3000, "currency": "usd"})
+            )),
+            Some((PaymentStatus::Refunded, "pi_r".to_owned(), Some(usd(3000))))
+        );
+        assert_eq!(
+            reports(event(
+                "charge.dispute.created",
+                json!({"id": "dp_1", "payment_intent": "pi_d", "status": "needs_response"})
+            )),
+            Some((PaymentStatus::Disputed, "pi_d".to_owned(), None))
+        );
+        assert_eq!(
+            reports(event(
+                "charge.dispute.closed",
+                json!({"id": "dp_1", "payment_intent": "pi_d", "status": "lost"})
+            )),
+            Some((PaymentStatus::DisputeLost, "pi_d".to_owned(), None))
+        );
+        assert_eq!(
+            reports(event(
+                "charge.dispute.closed",
+                json!({"id": "dp_1", "payment_intent": "pi_d", "status": "won"})
+            )),
+            Some((PaymentStatus::DisputeWon, "pi_d".to_owned(), None))
+        );
+        // Genuine, and nothing to do.
+        assert_eq!(
+            reports(event("customer.created", json!({"id": "cus_1"}))),
+            None
+        );
+        assert_eq!(
+            reports(event("payment_intent.processing", json!({"id": "pi_p"}))),
+            None
+        );
+        // A charge outside a PaymentIntent is none of ours.
+        assert_eq!(
+            reports(event(
+                "charge.refunded",
+                json!({"id": "ch_2", "amount_refunded": 1, "currency": "usd"})
+            )),
+            None
         );
     }
 

@@ -53,6 +53,9 @@ pub struct Config {
     /// SEALING_KEY: the key-encryption key (32 bytes, base64) that seals webhook secrets at
     /// rest. Required under Lambda; elsewhere unset means no webhook secrets can be kept.
     pub sealing_key: Option<store::SealingKey>,
+    /// STRIPE_API_BASE and AUTHORIZE_NET_API: the gateways' APIs when not their production ones
+    /// (the local stack points them at localstripe and the Authorize.Net double).
+    pub gateway_endpoints: gateways::Endpoints,
 }
 
 impl Config {
@@ -134,7 +137,23 @@ impl Config {
                 why: "a URL like https://pay.example.com",
             });
         }
+        let url = |name: &'static str| match optional(name) {
+            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                Err(ConfigError::Invalid {
+                    name,
+                    value: u,
+                    why: "an http(s) URL",
+                })
+            }
+            other => Ok(other),
+        };
+        let mut gateway_endpoints = gateways::Endpoints::default();
+        if let Some(stripe) = url("STRIPE_API_BASE")? {
+            gateway_endpoints.stripe = stripe;
+        }
+        gateway_endpoints.authorize_net = url("AUTHORIZE_NET_API")?;
         Ok(Config {
+            gateway_endpoints,
             public_url,
             table_name,
             listen: SocketAddr::new(bind, port),
@@ -262,9 +281,10 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
 /// MAIL_FROM is set and events to EventBridge when EVENT_BUS_NAME is, else the local outbox.
 pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
     let aws = aws_config::load_from_env().await;
-    let mut services = services_over(
+    let mut services = services_with_gateways_at(
         store_over(&aws, config),
         std::sync::Arc::new(app::system::SystemClock),
+        config.gateway_endpoints.clone(),
     );
     if let Some(url) = &config.public_url {
         services.public_url = url.clone();
@@ -297,21 +317,21 @@ pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
 /// (the sandbox for every org until it configures a real one; Stripe at its production API),
 /// the local outbox for mail and events, all on `clock`.
 pub fn services_over(store: Store, clock: std::sync::Arc<dyn app::ports::Clock>) -> app::Services {
-    services_with_stripe_at(store, clock, gateways::stripe::STRIPE_API)
+    services_with_gateways_at(store, clock, gateways::Endpoints::default())
 }
 
-/// The same, with Stripe's API at `stripe_api` (a local double in tests).
-pub fn services_with_stripe_at(
+/// The same, with the gateways' APIs at `endpoints` (local doubles in the local stack and tests).
+pub fn services_with_gateways_at(
     store: Store,
     clock: std::sync::Arc<dyn app::ports::Clock>,
-    stripe_api: &str,
+    endpoints: gateways::Endpoints,
 ) -> app::Services {
     let ids: std::sync::Arc<dyn app::ports::Ids> = std::sync::Arc::new(app::system::RandomIds);
     let sandbox = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
     let gateway = gateways::OrgGateways::new(
         std::sync::Arc::new(sandbox),
         std::sync::Arc::new(store.clone()),
-        stripe_api,
+        endpoints,
     );
     let outbox = std::sync::Arc::new(store::Outbox::new(&store));
     let mut services = app::Services::over(store, std::sync::Arc::new(gateway), outbox);

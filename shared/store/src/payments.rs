@@ -243,6 +243,19 @@ fn close_attempt(table: &str, p: &Payment, now: OffsetDateTime) -> TransactWrite
             update = update.expression_attribute_values(format!(":{name}"), s(value));
         }
     }
+    // A webhook that names only the gateway's charge finds the payment by it (as an inserted
+    // payment with a charge is found: see `payment_item`).
+    if let Some(gateway_ref) = &p.gateway_ref {
+        sets.extend(["#gsi1pk = :payref", "#gsi1sk = :pay"]);
+        update = update
+            .expression_attribute_names("#gsi1pk", GSI1_PK)
+            .expression_attribute_names("#gsi1sk", GSI1_SK)
+            .expression_attribute_values(
+                ":payref",
+                s(format!("PAYREF#{}#{gateway_ref}", p.gateway)),
+            )
+            .expression_attribute_values(":pay", s("PAY"));
+    }
     sets.extend(clauses.iter().map(String::as_str));
     let update = update
         .update_expression(format!("SET {} REMOVE attempt_open", sets.join(", ")))

@@ -138,3 +138,66 @@ impl Store {
         Ok(())
     }
 }
+
+/// How a sandbox refund was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundWrite {
+    /// Recorded now: the refund's id.
+    Written(String),
+    /// This reference refunded before: that refund's id (a retry).
+    Exists(String),
+    /// The charge's refunds moved meanwhile: read it again.
+    Moved,
+}
+
+fn refund_key(reference: &str) -> Attrs {
+    key(format!("SBREF#{reference}"), "SBREF")
+}
+
+impl Store {
+    /// Records a refund of a charge under our reference, once: the marker `SBREF#reference`
+    /// and the charge's new refunded total (only if it still has `before`), in one transaction.
+    pub async fn sandbox_record_refund(
+        &self,
+        charge: &SandboxCharge,
+        reference: &str,
+        refund_id: &str,
+        before: u64,
+        after: u64,
+        state: &str,
+    ) -> Result<RefundWrite, StoreError> {
+        let mut marker = refund_key(reference);
+        marker.extend([
+            ("type".into(), s("sandbox_refund")),
+            ("refund_id".into(), s(refund_id)),
+            ("charge_id".into(), s(&charge.charge_id)),
+        ]);
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(charge_key(&charge.org, &charge.reference)))
+            .update_expression("SET #state = :state, refunded = :after")
+            .condition_expression("attribute_not_exists(refunded) OR refunded = :before")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":after", n(after))
+            .expression_attribute_values(":before", n(before))
+            .build()
+            .expect("update has its fields");
+        let items = vec![
+            crate::directory::put_if_absent(&self.table, marker),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(RefundWrite::Written(refund_id.to_owned())),
+            Err(Ok(codes)) if crate::error::condition_failed(&codes, 0) => {
+                let attrs = self
+                    .get_key(refund_key(reference))
+                    .await?
+                    .ok_or_else(|| StoreError("sandbox refund vanished".into()))?;
+                Ok(RefundWrite::Exists(Item(&attrs).s("refund_id")?.to_owned()))
+            }
+            Err(Ok(_)) => Ok(RefundWrite::Moved),
+            Err(Err(e)) => Err(e),
+        }
+    }
+}

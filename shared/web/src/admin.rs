@@ -417,7 +417,68 @@ fn gateway_credentials(
             let text = serde_json::json!({ "secret_key": key }).to_string();
             Ok((domain::Secret::new(text), hint))
         }
-        _ => Err(Problem::invalid("gateway: sandbox or stripe")),
+        "authorize-net" => {
+            const FIELDS: [&str; 4] = [
+                "api_login_id",
+                "transaction_key",
+                "environment",
+                "client_key",
+            ];
+            if let Some(other) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+                return Err(Problem::invalid(format!(
+                    "credentials: unknown field {other:?} (Authorize.Net takes {})",
+                    FIELDS.join(", ")
+                )));
+            }
+            let text = |name: &str| {
+                fields
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::trim)
+                    .unwrap_or_default()
+            };
+            let plain = |v: &str, max: usize| {
+                (1..=max).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric())
+            };
+            // Never echoed: a message names the field, not its value.
+            let (login, key) = (text("api_login_id"), text("transaction_key"));
+            if !plain(login, 25) {
+                return Err(Problem::invalid(
+                    "credentials.api_login_id: the API Login ID (letters and digits, at most 25)",
+                ));
+            }
+            if key.len() != 16 || !plain(key, 16) {
+                return Err(Problem::invalid(
+                    "credentials.transaction_key: the 16-character Transaction Key",
+                ));
+            }
+            let environment = match text("environment") {
+                e @ ("sandbox" | "production") => e,
+                _ => {
+                    return Err(Problem::invalid(
+                        "credentials.environment: sandbox or production",
+                    ));
+                }
+            };
+            let client_key = text("client_key");
+            if !client_key.is_empty() && !plain(client_key, 100) {
+                return Err(Problem::invalid(
+                    "credentials.client_key: the Public Client Key for Accept.js",
+                ));
+            }
+            let hint = format!("{login} …{}", &key[key.len() - 4..]);
+            let text = serde_json::json!({
+                "api_login_id": login,
+                "transaction_key": key,
+                "environment": environment,
+                "client_key": client_key,
+            })
+            .to_string();
+            Ok((domain::Secret::new(text), hint))
+        }
+        _ => Err(Problem::invalid(
+            "gateway: sandbox, stripe or authorize-net",
+        )),
     }
 }
 
@@ -575,6 +636,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_settings, patch_settings))
         .routes(routes!(list_mandates))
         .merge(crate::webhook_admin::routes())
+        .merge(crate::refunds::routes())
         .routes(routes!(enrol_customer, end_enrolment))
         .routes(routes!(get_gateway, put_gateway))
         .routes(routes!(test_gateway))

@@ -17,6 +17,7 @@ pub mod pay_now;
 mod payer_admin;
 pub mod portal;
 pub mod problem;
+pub mod refunds;
 pub mod sandbox;
 pub mod sandbox_events;
 pub mod schedules;

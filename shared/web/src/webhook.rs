@@ -61,6 +61,7 @@ fn problem(e: &WebhookError) -> Problem {
             "deliver the event again in a moment",
         ),
         WebhookError::Accounting(cause) => Problem::unavailable(cause),
+        WebhookError::Gateway(cause) => Problem::unavailable(cause),
         WebhookError::Store(cause) => Problem::unavailable(cause),
     }
 }
@@ -98,6 +99,7 @@ async fn receive(
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
     let delivery = WebhookDelivery {
+        gateway: &gateway,
         headers: &headers,
         body: &body,
     };

@@ -145,7 +145,11 @@ async fn list(
     State(state): State<AppState>,
     admin: OrgAdmin,
 ) -> Result<Json<Vec<WebhookSecretView>>, Problem> {
-    let gateway = state.gateway.name();
+    let gateway = state
+        .gateway
+        .name_for(&admin.org)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
     let found = state
         .webhook_secrets
         .secret_info(&admin.org, gateway)
