@@ -431,6 +431,12 @@ pub trait Gateway: Send + Sync {
         let _ = org;
         Ok(ConnectionCheck::Accepted)
     }
+    /// What the payer's browser loads to turn card or bank details into this org's single-use
+    /// token (the sandbox's own script by default).
+    async fn browser_tokenizer(&self, org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {
+        let _ = org;
+        Ok(BrowserTokenizer::sandbox())
+    }
     /// The org's configuration changed: a gateway that caches what serves the org drops it.
     fn forget(&self, org: &OrgSlug) {
         let _ = org;
@@ -505,6 +511,36 @@ pub trait Gateway: Send + Sync {
     ) -> Result<Option<GatewayEvent>, WebhookRejection> {
         let _ = (delivery, secrets, now);
         Err(WebhookRejection::Unsupported)
+    }
+}
+
+/// How a page tokenizes for one org: the gateway's own script, the public values it needs, and
+/// the origins the page's Content-Security-Policy must allow for it. Nothing here is secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserTokenizer {
+    /// "sandbox", "stripe" or "authorize-net": which of our adapter scripts drives it.
+    pub gateway: &'static str,
+    /// The gateway's script (Stripe.js, Accept.js); None where ours is enough (the sandbox).
+    pub vendor_script: Option<&'static str>,
+    /// Public values for the script (`publishable_key`; `api_login_id`, `client_key`).
+    pub public: Vec<(&'static str, String)>,
+    /// Origins to allow: scripts, connections and frames.
+    pub script_origins: Vec<&'static str>,
+    pub connect_origins: Vec<&'static str>,
+    pub frame_origins: Vec<&'static str>,
+}
+
+impl BrowserTokenizer {
+    /// The sandbox's tokenization, served by Paybridge itself.
+    pub fn sandbox() -> BrowserTokenizer {
+        BrowserTokenizer {
+            gateway: "sandbox",
+            vendor_script: None,
+            public: Vec::new(),
+            script_origins: Vec::new(),
+            connect_origins: Vec::new(),
+            frame_origins: Vec::new(),
+        }
     }
 }
 

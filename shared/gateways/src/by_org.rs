@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 
 use app::payments::MethodSummary;
 use app::ports::{
-    ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, Gateway, GatewayConfig,
-    GatewayConfigs, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest,
-    WebhookDelivery, WebhookRejection,
+    BrowserTokenizer, ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, Gateway,
+    GatewayConfig, GatewayConfigs, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome,
+    RefundRequest, WebhookDelivery, WebhookRejection,
 };
 
 use crate::authorize_net::{self, AuthorizeNetGateway};
@@ -153,6 +153,10 @@ impl Gateway for OrgGateways {
 
     async fn test_connection(&self, org: &OrgSlug) -> Result<ConnectionCheck, GatewayError> {
         self.for_org(org).await?.test_connection(org).await
+    }
+
+    async fn browser_tokenizer(&self, org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {
+        self.for_org(org).await?.browser_tokenizer(org).await
     }
 
     fn forget(&self, org: &OrgSlug) {
