@@ -44,7 +44,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(store.clone()),
     ));
     store.ensure_table().await?;
-    let mut services = runtime::services_over(store, Arc::new(app::system::SystemClock));
+    // Orgs configured for Stripe or Authorize.Net talk to local doubles, never the internet
+    // (unless STRIPE_API_BASE / AUTHORIZE_NET_API say otherwise). Kept alive while we serve.
+    let doubles = LocalGateways::start().await;
+    let mut services = runtime::services_with_gateways_at(
+        store,
+        Arc::new(app::system::SystemClock),
+        doubles.endpoints.clone(),
+    );
     // Links in emails (invitations) point at this stack.
     services.public_url = format!("http://127.0.0.1:{port}");
     let services = Arc::new(services);
@@ -97,6 +104,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  bank debits    settle by themselves after {}s (SANDBOX_SETTLE_SECONDS; 0 never); account 000222222227 is then returned",
         settle_seconds()
     );
+    println!(
+        "  Stripe         {} (STRIPE_API_BASE)",
+        doubles.endpoints.stripe
+    );
+    if let Some(anet) = &doubles.endpoints.authorize_net {
+        println!(
+            "  Authorize.Net  {anet} (AUTHORIZE_NET_API){}",
+            if doubles.anet.is_some() {
+                format!(
+                    ": the double's merchant is api_login_id {ANET_LOGIN}, transaction_key {ANET_KEY}"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     println!("Stop with Ctrl-C; data is kept for the next start.");
 
     tokio::spawn(tick_every(services.clone(), tick_seconds()));
@@ -120,6 +143,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// The Authorize.Net double's merchant, for an org's gateway settings on this stack (public: a
+/// stand-in's, not a real account's).
+const ANET_LOGIN: &str = "paybridgeLocal";
+const ANET_KEY: &str = "LocalDouble12345";
+
+/// The gateways' APIs as the local stack sees them, and the doubles it started for them.
+struct LocalGateways {
+    endpoints: gateways::Endpoints,
+    _stripe: Option<devtools::localstripe::LocalStripe>,
+    anet: Option<devtools::AnetDouble>,
+}
+
+impl LocalGateways {
+    async fn start() -> LocalGateways {
+        let mut endpoints = gateways::Endpoints::default();
+        let mut stripe = None;
+        match std::env::var("STRIPE_API_BASE") {
+            Ok(base) => endpoints.stripe = base,
+            Err(_) => {
+                println!("Starting localstripe (for orgs configured for Stripe) ...");
+                let started =
+                    tokio::task::spawn_blocking(devtools::localstripe::LocalStripe::start)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                match started {
+                    Ok(started) => {
+                        endpoints.stripe = started.endpoint().to_owned();
+                        stripe = Some(started);
+                    }
+                    // The sandbox does not need it: say so, and keep Stripe calls off the
+                    // internet all the same (nothing listens on port 9).
+                    Err(why) => {
+                        println!(
+                            "  localstripe did not start ({why}); Stripe orgs cannot pay on this stack"
+                        );
+                        endpoints.stripe = "http://127.0.0.1:9".to_owned();
+                    }
+                }
+            }
+        }
+        let anet = match std::env::var("AUTHORIZE_NET_API") {
+            Ok(api) => {
+                endpoints.authorize_net = Some(api);
+                None
+            }
+            Err(_) => {
+                let double = devtools::AnetDouble::start();
+                double.add_merchant(ANET_LOGIN, ANET_KEY);
+                endpoints.authorize_net = Some(double.endpoint());
+                Some(double)
+            }
+        };
+        LocalGateways {
+            endpoints,
+            _stripe: stripe,
+            anet,
+        }
+    }
 }
 
 /// Seconds between the local stack's ticks (EventBridge runs them every 5 minutes in AWS).
