@@ -149,3 +149,93 @@ async fn webhook_secret(world: &paybridge_tests::World) -> String {
         .unwrap();
     secrets[0].expose().clone()
 }
+
+/// Authorize.Net says nothing when an eCheck settles or comes back: the payment is watched, and
+/// the tick asks about it (every 6 hours while pending). One debit settles and its payer gets
+/// the settled receipt; another is returned and the invoice owes its amount again. Asking again
+/// later changes nothing more.
+#[tokio::test]
+async fn echecks_settle_and_come_back_though_authorize_net_never_tells() {
+    let rig = Rig::new(Kind::AuthorizeNet).await;
+    let world = &rig.world;
+    let double = rig.anet.as_ref().unwrap();
+    world.add_invoice("demo", "INV-E1", "500.00").await;
+    world.add_invoice("demo", "INV-E2", "75.00").await;
+    let pay = |invoice: &'static str, token: String| async move {
+        let (status, _, payment) = call(
+            &world.local_router(),
+            "POST",
+            &format!("/api/pay/demo/{invoice}"),
+            &[("idempotency-key", invoice)],
+            Some(json!({"token": token, "email": "pat@harbor.test"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+        assert_eq!(payment["status"], "pending", "a debit is not money yet");
+        payment["id"].as_str().unwrap().to_owned()
+    };
+    let settles = pay(
+        "INV-E1",
+        double.tokenize_bank("121042882", "123456789", "Pat Lee"),
+    )
+    .await;
+    let returned = pay(
+        "INV-E2",
+        double.tokenize_bank("121042882", "4444444444", "Pat Lee"),
+    )
+    .await;
+    assert_eq!(world.balance("demo", "INV-E1").await, "0.00");
+    assert_eq!(world.balance("demo", "INV-E2").await, "0.00");
+    let status_of = |id: String| async move {
+        world
+            .services
+            .payments
+            .get_payment(
+                &domain::OrgSlug::parse("demo").unwrap(),
+                &domain::PaymentId::parse(&id).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str()
+            .to_owned()
+    };
+    let run = |hours: i64| async move {
+        world.set_now(paybridge_tests::NOW + time::Duration::hours(hours));
+        app::webhooks::run_due_follow_ups(&world.services, 50)
+            .await
+            .unwrap()
+    };
+
+    // Not asked before its time; asked at 6 hours: still pending at the gateway.
+    assert_eq!(run(1).await.done + run(1).await.waiting, 0);
+    run(6).await;
+    assert_eq!(status_of(settles.clone()).await, "pending");
+
+    // The batch settles at the gateway; the next ask finds out.
+    double.settle();
+    run(12).await;
+    assert_eq!(status_of(settles.clone()).await, "settled");
+    assert_eq!(status_of(returned.clone()).await, "returned");
+    assert_eq!(world.balance("demo", "INV-E1").await, "0.00");
+    assert_eq!(world.balance("demo", "INV-E2").await, "75.00", "owed again");
+    let subjects: Vec<String> = world
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|m| m.message.to.as_str() == "pat@harbor.test")
+        .map(|m| m.message.subject)
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("Bank payment returned")),
+        "{subjects:?}"
+    );
+
+    // The settled one is still asked about daily (it could yet be returned); nothing moves.
+    let mail_before = world.outbox().await.len();
+    let report = run(12 + 24).await;
+    assert_eq!(report.waiting, 1, "{report:?}");
+    assert_eq!(status_of(settles).await, "settled");
+    assert_eq!(world.outbox().await.len(), mail_before);
+}

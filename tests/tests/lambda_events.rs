@@ -87,6 +87,8 @@ const EVENTS: &[(&str, &str, u16)] = &[
     ("pay-now-pay-js", "pay-now", 200),
     ("pay-now-details-js", "pay-now", 200),
     ("pay-now-methods-js", "pay-now", 200),
+    ("pay-now-gateway-stripe-js", "pay-now", 200),
+    ("pay-now-gateway-authorize-net-js", "pay-now", 200),
     ("pay-now-health", "pay-now", 200),
     ("invite-create", "invite", 201),
     ("invite-list", "invite", 200),

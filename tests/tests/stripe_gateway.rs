@@ -668,3 +668,94 @@ async fn a_card_refused_at_setup_is_not_saved_and_authentication_is_named() {
     assert_eq!(problem["decline_code"], "authentication_required");
     assert_eq!(world.balance("demo", "INV-3DS").await, "10.00");
 }
+
+/// A bank debit at Stripe (SEPA here: localstripe's bank method) that the bank refuses later is
+/// approved as `processing`: the payment is pending and the invoice's balance taken. Stripe's own
+/// webhook (`payment_intent.payment_failed`, half a second later) fails it, the invoice owes the
+/// amount again and the payer is told. (localstripe completes a good SEPA debit at once, so the
+/// `payment_intent.succeeded` that settles a debit is covered by the adapter's unit tests.)
+#[tokio::test]
+async fn a_stripe_bank_debit_is_pending_until_stripes_webhook_fails_it() {
+    let endpoint = devtools::localstripe::shared_for_tests();
+    let world = World::with_stripe_at(endpoint).await;
+    world.set_now(time::OffsetDateTime::now_utc());
+    let key = new_key();
+    let secret = format!("whsec_{}", ulid::Ulid::new());
+    configure_stripe(&world, &key, Some(&secret)).await;
+    world.add_invoice("demo", "INV-D2", "45.00").await;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = world.local_router();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    let url = format!("http://127.0.0.1:{port}/webhooks/demo/stripe");
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}/_config/webhooks/paybridge-{port}"))
+        .form(&[
+            ("url", url.as_str()),
+            ("secret", secret.as_str()),
+            ("events[]", "payment_intent.payment_failed"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+
+    // localstripe refuses this IBAN's debit after a moment, as a bank would days later.
+    let pm = stripe(
+        endpoint,
+        &key,
+        reqwest::Method::POST,
+        "/v1/payment_methods",
+        &[
+            ("type", "sepa_debit"),
+            ("sepa_debit[iban]", "DE62370400440532013001"),
+            ("billing_details[name]", "Pat Lee"),
+        ],
+    )
+    .await;
+    let pm = pm["id"].as_str().unwrap().to_owned();
+    let (status, payment) = pay(
+        &world,
+        "",
+        "INV-D2",
+        json!({"token": pm, "email": "pat@harbor.test"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(payment["status"], "pending", "a debit is not money yet");
+    assert_eq!(world.balance("demo", "INV-D2").await, "0.00");
+
+    let id = domain::PaymentId::parse(payment["id"].as_str().unwrap()).unwrap();
+    let demo = domain::OrgSlug::parse("demo").unwrap();
+    let mut status = String::new();
+    for _ in 0..60 {
+        status = world
+            .services
+            .payments
+            .get_payment(&demo, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str()
+            .to_owned();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "failed");
+    assert_eq!(world.balance("demo", "INV-D2").await, "45.00", "owed again");
+    world.follow_ups_done().await;
+    let told = world
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|m| m.message.to.as_str() == "pat@harbor.test")
+        .any(|m| m.message.subject.contains("Bank payment failed"));
+    assert!(told, "the payer is told");
+    server.abort();
+}

@@ -208,11 +208,25 @@ pub fn resource_name(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
-/// Every Allow statement of an `AWS::IAM::Role`'s inline policies.
+/// Every Allow statement of an `AWS::IAM::Role`'s inline policies and of the
+/// `AWS::IAM::Policy` resources attached to it (`Roles: [!Ref <role>]`).
 pub fn role_statements(template: &Value, role: &str) -> Vec<Statement> {
+    let mut documents: Vec<&Value> = one_or_many(&properties(template, role)["Policies"])
+        .into_iter()
+        .map(|policy| &policy["PolicyDocument"])
+        .collect();
+    for id in resources_of_type(template, "AWS::IAM::Policy") {
+        let policy = properties(template, id);
+        if one_or_many(&policy["Roles"])
+            .iter()
+            .any(|r| r["Ref"] == role)
+        {
+            documents.push(&policy["PolicyDocument"]);
+        }
+    }
     let mut out = Vec::new();
-    for policy in one_or_many(&properties(template, role)["Policies"]) {
-        for statement in one_or_many(&policy["PolicyDocument"]["Statement"]) {
+    for document in documents {
+        for statement in one_or_many(&document["Statement"]) {
             if statement["Effect"] != "Allow" {
                 continue;
             }

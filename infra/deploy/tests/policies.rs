@@ -1,7 +1,8 @@
 //! Least privilege, checked both ways. Each function's routes (and the tick) run through that
 //! function's own router over DynamoDB Local, with an SDK interceptor recording every DynamoDB
 //! call as the IAM action it needs and the table or index it touches, and recording ports for
-//! mail (SES) and events (EventBridge):
+//! mail (SES) and events (EventBridge); each function's cold start decrypts the sealing data
+//! key in moto's KMS, recorded the same way (the key and the encryption context):
 //! - every recorded action must be allowed by the function's role in infra/template.yaml;
 //! - every action a role allows must have been recorded, or be in `NOT_EXERCISED` below with
 //!   the reason the journey does not reach it (read from the code).
@@ -15,7 +16,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation as op;
 use http::StatusCode;
-use paybridge_deploy::{Statement, functions, role_statements, template};
+use paybridge_deploy::{Statement, functions, properties, role_statements, template};
 use paybridge_tests::{NOW, World, call, call_text, cookies};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -121,6 +122,102 @@ impl Intercept for Recorder {
         }
         Ok(())
     }
+}
+
+/// Records KMS calls: `Decrypt` of the configured key with exactly the encryption context
+/// app=paybridge is `kms:Decrypt` on the key as the template names it (SEALING_KMS_KEY_ID's
+/// resource); any other key or context is recorded as such, and no statement allows it.
+#[derive(Debug)]
+struct KmsRecorder {
+    /// The key's ARN in moto, and its name in the template.
+    key_arn: String,
+    template_key: String,
+}
+
+impl aws_sdk_kms::config::Intercept for KmsRecorder {
+    fn name(&self) -> &'static str {
+        "iam-action-recorder-kms"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_kms::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut aws_sdk_kms::config::ConfigBag,
+    ) -> Result<(), aws_sdk_kms::error::BoxError> {
+        use aws_sdk_kms::operation::decrypt::DecryptInput;
+        let Some(decrypt) = context.input().downcast_ref::<DecryptInput>() else {
+            note("kms:(another operation)", "?");
+            return Ok(());
+        };
+        let (app, paybridge) = runtime::SEALING_KEY_CONTEXT;
+        let expected = std::collections::HashMap::from([(app.to_owned(), paybridge.to_owned())]);
+        let key = if decrypt.key_id() == Some(self.key_arn.as_str()) {
+            self.template_key.clone()
+        } else {
+            format!("{:?}", decrypt.key_id())
+        };
+        if decrypt.encryption_context() == Some(&expected) {
+            note("kms:Decrypt", &key);
+        } else {
+            note(
+                "kms:Decrypt",
+                &format!("{key} with context {:?}", decrypt.encryption_context()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A KMS key and a sealing data key made under it in moto (context app=paybridge), a function's
+/// configuration naming them as the template does, and a recording KMS client.
+async fn sealing_key_in_moto() -> (aws_sdk_kms::Client, runtime::Config) {
+    let aws = devtools::aws_client_config(devtools::moto::shared_for_tests());
+    let plain = aws_sdk_kms::Client::new(&aws);
+    let key_arn = plain
+        .create_key()
+        .description("paybridge sealing key (policies test)")
+        .send()
+        .await
+        .expect("CreateKey in moto")
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap()
+        .to_owned();
+    let (app, paybridge) = runtime::SEALING_KEY_CONTEXT;
+    let data_key = plain
+        .generate_data_key()
+        .key_id(&key_arn)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .encryption_context(app, paybridge)
+        .send()
+        .await
+        .expect("GenerateDataKey in moto");
+    let ciphertext = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(data_key.ciphertext_blob().unwrap().as_ref())
+    };
+    let t = template();
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    let template_key = paybridge_deploy::resource_name(&env["SEALING_KMS_KEY_ID"]);
+    let vars = [
+        ("TABLE_NAME", "unused".to_owned()),
+        ("SEALING_KEY_CIPHERTEXT", ciphertext),
+        ("SEALING_KMS_KEY_ID", key_arn.clone()),
+    ];
+    let config = runtime::Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let recording = aws_sdk_kms::config::Builder::from(&aws)
+        .interceptor(KmsRecorder {
+            key_arn,
+            template_key,
+        })
+        .build();
+    (aws_sdk_kms::Client::from_conf(recording), config)
 }
 
 /// SES, as the mail port's production adapter would call it.
@@ -367,6 +464,25 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
     let webhook_router = web::webhook::router(s.clone());
     let (auth, key) = key_header();
     let api_key: [(&str, &str); 1] = [(auth, key.as_str())];
+
+    // ---- every function's cold start: runtime::services resolves the sealing key, which the
+    // template gives as SEALING_KEY_CIPHERTEXT: one KMS Decrypt (runtime::sealing_key).
+    let (kms, sealing_config) = sealing_key_in_moto().await;
+    for function in [
+        "admin",
+        "pay-now",
+        "invite",
+        "accept-invite",
+        "portal",
+        "save-method",
+        "webhook",
+        "auto-pay-tick",
+    ] {
+        acting_as(function).await;
+        let key = runtime::sealing_key(&kms, &sealing_config).await.unwrap();
+        assert!(key.is_some(), "{function}: no sealing key");
+    }
+    acting_as("setup").await;
 
     // Setup: invoices, and Pat, a payer of demo for cust-1 (invited and accepted).
     world.add_invoice("demo", "INV-1", "120.00").await;
@@ -688,7 +804,14 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
         .page("GET", "/pay/demo/xero?invoice=INV-4", None)
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    for asset in ["paybridge.css", "pay.js", "details.js", "methods.js"] {
+    for asset in [
+        "paybridge.css",
+        "pay.js",
+        "details.js",
+        "methods.js",
+        "gateway-stripe.js",
+        "gateway-authorize-net.js",
+    ] {
         let (status, _) = guest.page("GET", &format!("/assets/{asset}"), None).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
@@ -927,9 +1050,16 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Whether the statements allow a recorded call (mail and events by their own resources).
+/// Whether the statements allow a recorded call (mail and events by their own resources; the
+/// sealing key's decryption only with the encryption context app=paybridge, which the
+/// recorder checked on the call).
 fn allowed(statements: &[Statement], action: &str, resource: &str) -> bool {
     match action {
+        "kms:Decrypt" => statements.iter().any(|s| {
+            s.actions.iter().any(|a| a == action)
+                && s.resources.iter().any(|r| r == resource)
+                && s.condition["StringEquals"]["kms:EncryptionContext:app"] == "paybridge"
+        }),
         "ses:SendEmail" => statements.iter().any(|s| {
             s.actions.iter().any(|a| a == action)
                 && s.resources.iter().any(|r| r.contains(":identity/"))
@@ -941,13 +1071,15 @@ fn allowed(statements: &[Statement], action: &str, resource: &str) -> bool {
     }
 }
 
-/// The (action, resource) pairs a role grants for the application's own calls: DynamoDB, SES
-/// and EventBridge (logs, KMS through DynamoDB and the dead-letter queue are checked apart).
+/// The (action, resource) pairs a role grants for the application's own calls: DynamoDB, SES,
+/// EventBridge and KMS used directly (the sealing key); logs, KMS through DynamoDB or SQS and
+/// the dead-letter queue are checked apart.
 fn granted(statements: &[Statement]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for s in statements {
+        let via_a_service = !s.condition["StringEquals"]["kms:ViaService"].is_null();
         for action in &s.actions {
-            if action.starts_with("dynamodb:") {
+            if action.starts_with("dynamodb:") || (action.starts_with("kms:") && !via_a_service) {
                 for r in &s.resources {
                     out.push((action.clone(), r.clone()));
                 }
@@ -983,9 +1115,14 @@ fn every_role_names_its_resources_and_uses_the_key_only_through_its_services() {
                 let via = s.condition["StringEquals"]["kms:ViaService"]["Fn::Sub"]
                     .as_str()
                     .unwrap_or_default();
+                // Or the sealing key itself: Decrypt only, with app=paybridge only.
+                let sealing = s.actions == ["kms:Decrypt"]
+                    && s.resources == ["SealingKmsKey"]
+                    && s.condition
+                        == json!({"StringEquals": {"kms:EncryptionContext:app": "paybridge"}});
                 assert!(
-                    via.starts_with("dynamodb.") || via.starts_with("sqs."),
-                    "{}: the key only through DynamoDB or SQS: {s:?}",
+                    via.starts_with("dynamodb.") || via.starts_with("sqs.") || sealing,
+                    "{}: the stack's key only through DynamoDB or SQS, the sealing key only to decrypt with app=paybridge: {s:?}",
                     f.role
                 );
             }
@@ -999,4 +1136,48 @@ fn every_role_names_its_resources_and_uses_the_key_only_through_its_services() {
             }
         }
     }
+}
+
+#[test]
+fn only_the_functions_decrypt_the_sealing_data_key_and_only_with_its_context() {
+    let t = template();
+    let key = properties(&t, "SealingKmsKey");
+    assert_eq!(key["EnableKeyRotation"], true);
+    assert_eq!(key["KeySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(t["Resources"]["SealingKmsKey"]["DeletionPolicy"], "Retain");
+    let statements = key["KeyPolicy"]["Statement"].as_array().unwrap();
+    // The account administers it; the functions' roles only decrypt, with app=paybridge.
+    let admin = &statements[0];
+    assert_eq!(admin["Action"], "kms:*");
+    assert!(
+        admin["Principal"]["AWS"]["Fn::Sub"]
+            .as_str()
+            .unwrap()
+            .ends_with(":root")
+    );
+    let roles: BTreeSet<String> = functions(&t).into_iter().map(|f| f.role).collect();
+    let decrypt = &statements[1];
+    assert_eq!(decrypt["Action"], "kms:Decrypt");
+    assert_eq!(
+        decrypt["Condition"],
+        json!({"StringEquals": {"kms:EncryptionContext:app": "paybridge"}})
+    );
+    let named: BTreeSet<String> = decrypt["Principal"]["AWS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(paybridge_deploy::resource_name)
+        .collect();
+    assert_eq!(named, roles, "the key's policy names every function's role");
+    assert_eq!(statements.len(), 2, "nobody else");
+    // Every function is given the ciphertext and the key (one environment, in Globals).
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        env["SEALING_KEY_CIPHERTEXT"],
+        json!({"Ref": "SealingKeyCiphertext"})
+    );
+    assert_eq!(
+        env["SEALING_KMS_KEY_ID"],
+        json!({"Fn::GetAtt": ["SealingKmsKey", "Arn"]})
+    );
 }

@@ -257,12 +257,17 @@ fn the_environment_is_what_the_runtime_reads_and_secrets_are_references() {
             f.binary
         );
     }
-    // The sealing key comes from Secrets Manager, resolved by CloudFormation; never a value or
-    // a parameter.
-    let sealing = env["SEALING_KEY"]["Fn::Sub"].as_str().unwrap_or_default();
-    assert!(
-        sealing.starts_with("{{resolve:secretsmanager:"),
-        "SEALING_KEY is a dynamic reference: {sealing}"
+    // The sealing key is never a value of the template: the functions get the KMS ciphertext of
+    // its data key (a NoEcho parameter, which only their roles can decrypt) and the KMS key.
+    assert!(env.get("SEALING_KEY").is_none(), "no raw sealing key");
+    assert_eq!(
+        env["SEALING_KEY_CIPHERTEXT"],
+        json!({"Ref": "SealingKeyCiphertext"})
+    );
+    assert_eq!(t["Parameters"]["SealingKeyCiphertext"]["NoEcho"], true);
+    assert_eq!(
+        env["SEALING_KMS_KEY_ID"],
+        json!({"Fn::GetAtt": ["SealingKmsKey", "Arn"]})
     );
     for (name, parameter) in t["Parameters"].as_object().unwrap() {
         let lower = name.to_lowercase();
@@ -270,9 +275,11 @@ fn the_environment_is_what_the_runtime_reads_and_secrets_are_references() {
             .iter()
             .any(|w| lower.contains(w))
             || (lower.contains("key") && !lower.contains("secret"));
+        // A KMS ciphertext is no secret to whoever cannot decrypt it; still never echoed.
+        let ciphertext = lower.ends_with("ciphertext") && parameter["NoEcho"] == true;
         assert!(
-            !secretish || parameter["Type"] != "String",
-            "{name}: secrets come from Secrets Manager, not parameters"
+            !secretish || ciphertext || parameter["Type"] != "String",
+            "{name}: secrets are not parameters"
         );
     }
     // What runtime::Config asks for on Lambda, with the template's variables set.
@@ -284,10 +291,8 @@ fn the_environment_is_what_the_runtime_reads_and_secrets_are_references() {
     values.insert("MAIL_FROM".into(), "billing@example.com".into());
     values.insert("PUBLIC_URL".into(), "https://pay.example.com".into());
     values.insert("LOG_FORMAT".into(), "json".into());
-    values.insert(
-        "SEALING_KEY".into(),
-        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into(),
-    );
+    // A KMS CiphertextBlob's shape (parsed only: the decryption happens in runtime::services).
+    values.insert("SEALING_KEY_CIPHERTEXT".into(), "AQICAHhYc2FtcGxl".into());
     values.insert("AWS_LAMBDA_RUNTIME_API".into(), "127.0.0.1:9001".into());
     let seen = asked.clone();
     let config = runtime::Config::from_lookup(move |name| {
@@ -296,6 +301,10 @@ fn the_environment_is_what_the_runtime_reads_and_secrets_are_references() {
     })
     .expect("the template's environment starts a function on Lambda");
     assert!(config.on_lambda);
+    assert!(matches!(
+        config.sealing_key,
+        Some(runtime::SealingKeySource::Kms { .. })
+    ));
     let asked = asked.lock().unwrap();
     for name in env.keys() {
         // RUST_LOG is read by the log filter at start.

@@ -417,6 +417,9 @@ async fn finish(
                 let ledger = read.as_ref().filter(|r| r.ledger_version.is_some());
                 match s.attempts.finish_approved(&payment, ledger, now).await {
                     Ok(()) => {
+                        if settling {
+                            watch_if_untold(s, &payment, now).await;
+                        }
                         notices::payment_outcome(s, &payment, &told.org_name, &told.customer_name)
                             .await;
                         return Ok(payment);
@@ -432,6 +435,38 @@ async fn finish(
             tracing::error!(payment = %payment.id, "charged, but the ledger invoice kept changing");
             Err(PayError::Unresolved(Box::new(payment)))
         }
+    }
+}
+
+/// A payment still settling (a bank debit, a charge held for review) at a gateway that will not
+/// say how it ends is watched: the gateway is asked from time to time (see `webhooks`). A watch
+/// that cannot be written is logged; the payment stands.
+async fn watch_if_untold(s: &Services, payment: &Payment, now: time::OffsetDateTime) {
+    let Some(charge) = payment.gateway_ref.clone() else {
+        return;
+    };
+    match s.gateway.must_poll(&payment.org).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(payment = %payment.id, error = %e, "could not tell whether the gateway must be asked; not watched");
+            return;
+        }
+    }
+    let watch = crate::ports::WatchedCharge {
+        org: payment.org.clone(),
+        gateway: payment.gateway.clone(),
+        payment: payment.id.clone(),
+        charge,
+        since: now,
+        attempts: 0,
+    };
+    if let Err(e) = s
+        .webhooks
+        .watch(&watch, now + crate::webhooks::WATCH_PENDING)
+        .await
+    {
+        tracing::error!(payment = %payment.id, error = %e, "a settling charge is not watched");
     }
 }
 

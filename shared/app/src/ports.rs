@@ -431,6 +431,23 @@ pub trait Gateway: Send + Sync {
         let _ = org;
         Ok(ConnectionCheck::Accepted)
     }
+    /// Whether this org's gateway must be asked how its charges end (it sends no notice when a
+    /// charge settles, is returned or is charged back: Authorize.Net), rather than telling us.
+    async fn must_poll(&self, org: &OrgSlug) -> Result<bool, GatewayError> {
+        let _ = org;
+        Ok(false)
+    }
+    /// Where `must_poll`: the charge's status now, as an event named by the charge and that
+    /// status (`poll:<charge>:<status>`), so that seeing one status twice is one event. None
+    /// where the gateway tells by itself.
+    async fn poll_charge(
+        &self,
+        org: &OrgSlug,
+        charge: &str,
+    ) -> Result<Option<GatewayEvent>, GatewayError> {
+        let _ = (org, charge);
+        Ok(None)
+    }
     /// What the payer's browser loads to turn card or bank details into this org's single-use
     /// token (the sandbox's own script by default).
     async fn browser_tokenizer(&self, org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {
@@ -1434,6 +1451,18 @@ pub struct PaymentEffects {
     pub attempts: u32,
 }
 
+/// A charge whose end the gateway will not tell: asked about from time to time (see
+/// `Gateway::poll_charge`) until its payment can move no further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedCharge {
+    pub org: OrgSlug,
+    pub gateway: String,
+    pub payment: PaymentId,
+    pub charge: String,
+    pub since: OffsetDateTime,
+    pub attempts: u32,
+}
+
 /// An event that arrived before the payment it names could take it, kept to apply later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldEvent {
@@ -1487,12 +1516,17 @@ pub enum FollowUpKey {
         gateway: String,
         event_id: String,
     },
+    Watch {
+        org: OrgSlug,
+        payment: PaymentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
     Effects(PaymentEffects),
     Held(HeldEvent),
+    Watch(WatchedCharge),
 }
 
 impl FollowUp {
@@ -1506,6 +1540,10 @@ impl FollowUp {
                 org: h.org.clone(),
                 gateway: h.gateway.clone(),
                 event_id: h.event.id.clone(),
+            },
+            FollowUp::Watch(w) => FollowUpKey::Watch {
+                org: w.org.clone(),
+                payment: w.payment.clone(),
             },
         }
     }
@@ -1535,6 +1573,12 @@ pub trait WebhookRepo: Send + Sync {
         org: &OrgSlug,
         payment: &PaymentId,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Starts watching a charge (once per payment), first asked about at `first_at`.
+    async fn watch(
+        &self,
+        watch: &WatchedCharge,
+        first_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Follow-ups due by `now`, oldest first (possibly leased by someone: `lease` decides).
     async fn due_follow_ups(
         &self,

@@ -32,7 +32,8 @@ use crate::payments::Payment;
 use crate::ports::{
     AccountingError, BalanceRestore, DomainEvent, EmailMessage, EventWrite, EventWritten, FollowUp,
     FollowUpKey, GatewayEvent, HeldEvent, HistoryEntry, Marker, PaymentChange, PaymentEffects,
-    RotateWrite, StoreError, TrackedPayment, WebhookDelivery, WebhookRejection, WebhookSecretInfo,
+    RotateWrite, StoreError, TrackedPayment, WatchedCharge, WebhookDelivery, WebhookRejection,
+    WebhookSecretInfo,
 };
 
 /// How long an event id is remembered: longer than any gateway retries a delivery.
@@ -432,6 +433,7 @@ pub async fn run_follow_up(s: &Services, key: &FollowUpKey) -> Result<FollowUpRu
     };
     match leased.follow_up {
         FollowUp::Effects(effects) => deliver_effects(s, key, &lease, effects, now).await,
+        FollowUp::Watch(watch) => watch_charge(s, key, &lease, watch, now).await,
         FollowUp::Held(held) => match retry_held(s, key, &lease, held, now).await? {
             HeldRun::Resolved(Some(effects)) => {
                 // The held event moved its payment: deliver that right away too.
@@ -441,6 +443,76 @@ pub async fn run_follow_up(s: &Services, key: &FollowUpKey) -> Result<FollowUpRu
             HeldRun::Resolved(None) => Ok(FollowUpRun::Done),
             HeldRun::Waiting => Ok(FollowUpRun::Waiting),
         },
+    }
+}
+
+/// How often a watched charge is asked about while its payment is pending.
+pub const WATCH_PENDING: Duration = Duration::hours(6);
+/// ... and once a bank debit has settled, while it can still be returned.
+const WATCH_SETTLED: Duration = Duration::days(1);
+/// How long after the charge a settled bank debit may still come back (ACH allows 60 days for a
+/// consumer's unauthorized-debit return).
+const RETURN_WINDOW: Duration = Duration::days(60);
+
+/// Asks the gateway about a charge it will not tell us about, and records what it says as its
+/// own event (`poll:<charge>:<status>`: one status, one event, however often it is seen). The
+/// watch goes on while the payment can still move: pending, or a settled bank debit within the
+/// return window.
+async fn watch_charge(
+    s: &Services,
+    key: &FollowUpKey,
+    lease: &str,
+    watch: WatchedCharge,
+    now: OffsetDateTime,
+) -> Result<FollowUpRun, StoreError> {
+    let event = match s.gateway.poll_charge(&watch.org, &watch.charge).await {
+        Ok(Some(event)) => event,
+        Ok(None) => {
+            // The org's gateway tells by itself now (it changed gateways): nothing to ask.
+            s.webhooks.close(key, lease, "not_polled", &[], now).await?;
+            return Ok(FollowUpRun::Done);
+        }
+        Err(e) => {
+            tracing::info!(payment = %watch.payment, error = %e, "a watched charge could not be asked about");
+            s.webhooks
+                .reschedule(key, lease, &[], now + WATCH_PENDING)
+                .await?;
+            return Ok(FollowUpRun::Waiting);
+        }
+    };
+    match record(s, &watch.org, &watch.gateway, &event).await {
+        Ok(received) => {
+            if let Some(effects) = received.follow_up {
+                Box::pin(run_follow_up(s, &effects)).await?;
+            }
+        }
+        Err(WebhookError::Store(e)) => return Err(e),
+        Err(e) => {
+            tracing::warn!(payment = %watch.payment, error = %e, "a watched charge's status not recorded yet")
+        }
+    }
+    let payment = s.payments.get_payment(&watch.org, &watch.payment).await?;
+    let bank = |p: &Payment| p.method.as_ref().is_some_and(|m| m.kind == "bank");
+    let next = match payment {
+        Some(p) if p.status == PaymentStatus::Pending => Some(now + WATCH_PENDING),
+        Some(p)
+            if p.status == PaymentStatus::Settled
+                && bank(&p)
+                && now < watch.since + RETURN_WINDOW =>
+        {
+            Some(now + WATCH_SETTLED)
+        }
+        _ => None,
+    };
+    match next {
+        Some(at) => {
+            s.webhooks.reschedule(key, lease, &[], at).await?;
+            Ok(FollowUpRun::Waiting)
+        }
+        None => {
+            s.webhooks.close(key, lease, "ended", &[], now).await?;
+            Ok(FollowUpRun::Done)
+        }
     }
 }
 

@@ -100,9 +100,9 @@ use time::{Duration, OffsetDateTime};
 
 use app::payments::MethodSummary;
 use app::ports::{
-    ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason, Gateway,
-    GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest, WebhookDelivery,
-    WebhookRejection,
+    BrowserTokenizer, ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason,
+    Gateway, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest,
+    WebhookDelivery, WebhookRejection,
 };
 
 /// The gateway's name on payments and methods.
@@ -113,6 +113,16 @@ pub const SANDBOX_API: &str = "https://apitest.authorize.net/xml/v1/request.api"
 pub const PRODUCTION_API: &str = "https://api.authorize.net/xml/v1/request.api";
 /// The notification signature's header.
 pub const SIGNATURE_HEADER: &str = "X-ANET-Signature";
+/// Accept.js of the sandbox environment, and where it posts the payer's details.
+pub const SANDBOX_ACCEPT_JS: &str = "https://jstest.authorize.net/v1/Accept.js";
+const SANDBOX_ACCEPT_ORIGINS: (&str, &str) = (
+    "https://jstest.authorize.net",
+    "https://apitest.authorize.net",
+);
+/// Accept.js of production, and where it posts the payer's details.
+pub const PRODUCTION_ACCEPT_JS: &str = "https://js.authorize.net/v1/Accept.js";
+const PRODUCTION_ACCEPT_ORIGINS: (&str, &str) =
+    ("https://js.authorize.net", "https://api2.authorize.net");
 /// Accept.js's descriptor for its single-use tokens.
 pub const ACCEPT_DESCRIPTOR: &str = "COMMON.ACCEPT.INAPP.PAYMENT";
 /// The duplicate window sent with every charge and refund: Authorize.Net's maximum.
@@ -163,6 +173,10 @@ pub struct AuthorizeNetGateway {
     transaction_key: Secret<String>,
     /// The account's currency, once asked.
     currency: Arc<Mutex<Option<Currency>>>,
+    /// Which Accept.js the payer's browser loads: production's, or the sandbox's.
+    production: bool,
+    /// The Public Client Key for Accept.js (public by design), if the org gave it.
+    client_key: Option<String>,
 }
 
 impl std::fmt::Debug for AuthorizeNetGateway {
@@ -681,7 +695,21 @@ impl AuthorizeNetGateway {
             api_login_id,
             transaction_key,
             currency: Arc::new(Mutex::new(None)),
+            production: endpoint == PRODUCTION_API,
+            client_key: None,
         }
+    }
+
+    /// The account's environment, for Accept.js (the endpoint says it, unless it is a double's).
+    pub fn with_production(mut self, production: bool) -> AuthorizeNetGateway {
+        self.production = production;
+        self
+    }
+
+    /// The account's Public Client Key, for Accept.js in the payer's browser.
+    pub fn with_client_key(mut self, key: impl Into<String>) -> AuthorizeNetGateway {
+        self.client_key = Some(key.into()).filter(|k| !k.is_empty());
+        self
     }
 
     fn auth(&self) -> Auth<'_> {
@@ -1249,6 +1277,27 @@ impl Gateway for AuthorizeNetGateway {
         NAME
     }
 
+    /// Accept.js of the account's environment with the API Login ID and the Public Client Key
+    /// (both public in Accept.js by design; the Transaction Key never leaves the server). No
+    /// client key: the page says that online payments are not set up.
+    async fn browser_tokenizer(&self, _org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {
+        let (script, (script_origin, connect_origin)) = if self.production {
+            (PRODUCTION_ACCEPT_JS, PRODUCTION_ACCEPT_ORIGINS)
+        } else {
+            (SANDBOX_ACCEPT_JS, SANDBOX_ACCEPT_ORIGINS)
+        };
+        let mut public = vec![("api_login_id", self.api_login_id.expose().clone())];
+        public.extend(self.client_key.iter().map(|k| ("client_key", k.clone())));
+        Ok(BrowserTokenizer {
+            gateway: NAME,
+            vendor_script: Some(script),
+            public,
+            script_origins: vec![script_origin],
+            connect_origins: vec![connect_origin],
+            frame_origins: Vec::new(),
+        })
+    }
+
     async fn test_connection(&self, _org: &OrgSlug) -> Result<ConnectionCheck, GatewayError> {
         let method = "authenticateTestRequest";
         let reply = self
@@ -1491,6 +1540,32 @@ impl Gateway for AuthorizeNetGateway {
                 "the charge is {other}: there is nothing to refund"
             ))),
         }
+    }
+
+    /// Authorize.Net says nothing when a charge settles, is returned or is charged back.
+    async fn must_poll(&self, _org: &OrgSlug) -> Result<bool, GatewayError> {
+        Ok(true)
+    }
+
+    /// The charge's status now, read as a notification of it would be.
+    async fn poll_charge(
+        &self,
+        org: &OrgSlug,
+        charge: &str,
+    ) -> Result<Option<GatewayEvent>, GatewayError> {
+        let asked = GatewayEvent {
+            id: String::new(),
+            kind: "poll".to_owned(),
+            reports: PaymentStatus::Pending,
+            charge: charge.to_owned(),
+            reference: None,
+            refunded: None,
+        };
+        let now = self.confirm_event(org, asked, NAME).await?;
+        Ok(Some(GatewayEvent {
+            id: format!("poll:{charge}:{}", now.reports.as_str()),
+            ..now
+        }))
     }
 
     async fn confirm_event(

@@ -102,28 +102,40 @@ impl OrgGateways {
             "sandbox" => Ok(self.default.clone()),
             stripe::NAME => {
                 let key = credential(&config.credentials, "secret_key")?;
-                Ok(Arc::new(StripeGateway::new(
-                    self.http.clone(),
-                    &self.endpoints.stripe,
-                    key,
-                )))
+                let mut gateway =
+                    StripeGateway::new(self.http.clone(), &self.endpoints.stripe, key);
+                // Optional (public): without it the pages say online payments are not set up.
+                if let Ok(publishable) = credential(&config.credentials, "publishable_key") {
+                    gateway = gateway.with_publishable_key(publishable.expose().as_str());
+                }
+                Ok(Arc::new(gateway))
             }
             authorize_net::NAME => {
+                // The credentials' environment picks Accept.js even where the API is a double's.
+                let production = match &self.endpoints.authorize_net {
+                    Some(_) => credential(&config.credentials, "environment")
+                        .is_ok_and(|e| e.expose() == "production"),
+                    None => {
+                        credential(&config.credentials, "environment")?.expose() == "production"
+                    }
+                };
                 let endpoint = match &self.endpoints.authorize_net {
                     Some(endpoint) => endpoint.as_str(),
-                    None if credential(&config.credentials, "environment")?.expose()
-                        == "production" =>
-                    {
-                        authorize_net::PRODUCTION_API
-                    }
+                    None if production => authorize_net::PRODUCTION_API,
                     None => authorize_net::SANDBOX_API,
                 };
-                Ok(Arc::new(AuthorizeNetGateway::new(
+                let mut gateway = AuthorizeNetGateway::new(
                     self.http.clone(),
                     endpoint,
                     credential(&config.credentials, "api_login_id")?,
                     credential(&config.credentials, "transaction_key")?,
-                )))
+                )
+                .with_production(production);
+                // Optional (public): without it the pages say online payments are not set up.
+                if let Ok(client_key) = credential(&config.credentials, "client_key") {
+                    gateway = gateway.with_client_key(client_key.expose().as_str());
+                }
+                Ok(Arc::new(gateway))
             }
             other => Err(GatewayError::Unavailable(format!(
                 "unknown gateway {other:?} configured"
@@ -153,6 +165,18 @@ impl Gateway for OrgGateways {
 
     async fn test_connection(&self, org: &OrgSlug) -> Result<ConnectionCheck, GatewayError> {
         self.for_org(org).await?.test_connection(org).await
+    }
+
+    async fn must_poll(&self, org: &OrgSlug) -> Result<bool, GatewayError> {
+        self.for_org(org).await?.must_poll(org).await
+    }
+
+    async fn poll_charge(
+        &self,
+        org: &OrgSlug,
+        charge: &str,
+    ) -> Result<Option<GatewayEvent>, GatewayError> {
+        self.for_org(org).await?.poll_charge(org, charge).await
     }
 
     async fn browser_tokenizer(&self, org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {

@@ -20,9 +20,9 @@ use serde_json::Value;
 
 use app::payments::MethodSummary;
 use app::ports::{
-    ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason, Gateway,
-    GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest, WebhookDelivery,
-    WebhookRejection,
+    BrowserTokenizer, ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason,
+    Gateway, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest,
+    WebhookDelivery, WebhookRejection,
 };
 use domain::{Money, PaymentStatus};
 use time::OffsetDateTime;
@@ -41,12 +41,17 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// The gateway's name on payments and methods.
 pub const NAME: &str = "stripe";
 
+/// Stripe.js, which the payer's browser loads from Stripe (never bundled or self-hosted).
+pub const STRIPE_JS: &str = "https://js.stripe.com/v3/";
+
 /// A client for one Stripe account (one org's secret key). Debug never shows the key.
 #[derive(Clone)]
 pub struct StripeGateway {
     http: reqwest::Client,
     base: String,
     secret_key: Secret<String>,
+    /// The account's publishable key (`pk_…`), public: Stripe.js needs it in the browser.
+    publishable_key: Option<String>,
 }
 
 impl std::fmt::Debug for StripeGateway {
@@ -77,7 +82,14 @@ impl StripeGateway {
             http,
             base: base.trim_end_matches('/').to_owned(),
             secret_key,
+            publishable_key: None,
         }
+    }
+
+    /// The account's publishable key, for Stripe.js in the payer's browser.
+    pub fn with_publishable_key(mut self, key: impl Into<String>) -> StripeGateway {
+        self.publishable_key = Some(key.into()).filter(|k| !k.is_empty());
+        self
     }
 
     async fn call(
@@ -465,6 +477,23 @@ fn method_of(pm: &Value) -> GatewayMethod {
 impl Gateway for StripeGateway {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Stripe.js with the publishable key (none if the org has not given it: the page then
+    /// says that online payments are not set up); origins as Stripe's CSP guidance lists them.
+    async fn browser_tokenizer(&self, _org: &OrgSlug) -> Result<BrowserTokenizer, GatewayError> {
+        Ok(BrowserTokenizer {
+            gateway: NAME,
+            vendor_script: Some(STRIPE_JS),
+            public: self
+                .publishable_key
+                .iter()
+                .map(|key| ("publishable_key", key.clone()))
+                .collect(),
+            script_origins: vec!["https://js.stripe.com"],
+            connect_origins: vec!["https://api.stripe.com"],
+            frame_origins: vec!["https://js.stripe.com", "https://hooks.stripe.com"],
+        })
     }
 
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError> {

@@ -19,6 +19,16 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    #[error("{first} and {second} are both set: {why}")]
+    Conflict {
+        first: &'static str,
+        second: &'static str,
+        why: &'static str,
+    },
+    /// A value that parsed, and that its service refused at start (the sealing key's KMS
+    /// ciphertext): `why` never holds the value.
+    #[error("{name} cannot be used: {why}")]
+    Unusable { name: &'static str, why: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +60,11 @@ pub struct Config {
     pub event_bus_name: Option<String>,
     /// PUBLIC_URL: where people reach Paybridge, for links in emails (no trailing slash).
     pub public_url: Option<String>,
-    /// SEALING_KEY: the key-encryption key (32 bytes, base64) that seals webhook secrets at
-    /// rest. Required under Lambda; elsewhere unset means no webhook secrets can be kept.
-    pub sealing_key: Option<store::SealingKey>,
+    /// Where the key-encryption key that seals webhook secrets and gateway credentials at rest
+    /// comes from: SEALING_KEY_CIPHERTEXT (a KMS data key, decrypted by [`sealing_key`] at
+    /// start) or SEALING_KEY (the key itself). Exactly one under Lambda; elsewhere neither
+    /// means no secrets can be kept.
+    pub sealing_key: Option<SealingKeySource>,
     /// STRIPE_API_BASE and AUTHORIZE_NET_API: the gateways' APIs when not their production ones
     /// (the local stack points them at localstripe and the Authorize.Net double).
     pub gateway_endpoints: gateways::Endpoints,
@@ -112,19 +124,7 @@ impl Config {
             "EVENT_BUS_NAME",
             "the EventBridge bus for events (on Lambda)",
         )?;
-        // Never echoed in an error: it is the key to every webhook secret.
-        let sealing_key = required_on_lambda(
-            "SEALING_KEY",
-            "the key that seals webhook secrets, 32 random bytes in base64 (on Lambda)",
-        )?
-        .map(|text| {
-            store::SealingKey::from_base64(&text).map_err(|_| ConfigError::Invalid {
-                name: "SEALING_KEY",
-                value: "***".into(),
-                why: "32 random bytes in base64, e.g. `openssl rand -base64 32`",
-            })
-        })
-        .transpose()?;
+        let sealing_key = SealingKeySource::from_lookup(&optional, on_lambda)?;
         let public_url = get("PUBLIC_URL")
             .filter(|u| !u.trim().is_empty())
             .map(|u| u.trim().trim_end_matches('/').to_owned());
@@ -165,6 +165,182 @@ impl Config {
             sealing_key,
         })
     }
+}
+
+/// The encryption context of the sealing key's KMS data key: `aws kms generate-data-key
+/// --encryption-context app=paybridge` made it, [`sealing_key`] names it in `Decrypt`, and the
+/// KMS key's policy lets the functions decrypt only with it.
+pub const SEALING_KEY_CONTEXT: (&str, &str) = ("app", "paybridge");
+
+/// Where the sealing key comes from (see [`Config::sealing_key`]).
+#[derive(Clone)]
+pub enum SealingKeySource {
+    /// SEALING_KEY: the key itself (32 bytes in base64).
+    Key(store::SealingKey),
+    /// SEALING_KEY_CIPHERTEXT: the `CiphertextBlob` of a 256-bit KMS data key made under the KMS
+    /// key SEALING_KMS_KEY_ID, for [`sealing_key`] to decrypt at start.
+    Kms {
+        ciphertext: Vec<u8>,
+        kms_key_id: String,
+    },
+}
+
+/// Neither the key nor its ciphertext: the key's id, the KMS key's name, a length.
+impl std::fmt::Debug for SealingKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealingKeySource::Key(key) => write!(f, "Key({key:?})"),
+            SealingKeySource::Kms {
+                ciphertext,
+                kms_key_id,
+            } => f
+                .debug_struct("Kms")
+                .field("kms_key_id", kms_key_id)
+                .field("ciphertext", &format_args!("<{} bytes>", ciphertext.len()))
+                .finish(),
+        }
+    }
+}
+
+impl SealingKeySource {
+    /// Which source the environment names (no network: [`sealing_key`] decrypts). Errors never
+    /// echo a value.
+    fn from_lookup(
+        optional: &impl Fn(&str) -> Option<String>,
+        on_lambda: bool,
+    ) -> Result<Option<SealingKeySource>, ConfigError> {
+        let kms_key_id = optional("SEALING_KMS_KEY_ID");
+        match (optional("SEALING_KEY_CIPHERTEXT"), optional("SEALING_KEY")) {
+            (Some(_), Some(_)) => Err(ConfigError::Conflict {
+                first: "SEALING_KEY_CIPHERTEXT",
+                second: "SEALING_KEY",
+                why: "set one: the KMS ciphertext of the sealing key (preferred) or the key itself",
+            }),
+            (None, None) if on_lambda => Err(ConfigError::Missing {
+                name: "SEALING_KEY_CIPHERTEXT",
+                why: "the KMS ciphertext of the key that seals webhook secrets and gateway credentials, or SEALING_KEY, the key itself (on Lambda)",
+            }),
+            (None, None) => Ok(None),
+            (None, Some(text)) => store::SealingKey::from_base64(&text)
+                .map(|key| Some(SealingKeySource::Key(key)))
+                .map_err(|_| ConfigError::Invalid {
+                    name: "SEALING_KEY",
+                    value: "***".into(),
+                    why: "32 random bytes in base64, e.g. `openssl rand -base64 32`",
+                }),
+            (Some(text), None) => {
+                use base64::Engine;
+                let ciphertext = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .ok()
+                    .filter(|bytes| !bytes.is_empty())
+                    .ok_or(ConfigError::Invalid {
+                        name: "SEALING_KEY_CIPHERTEXT",
+                        value: "***".into(),
+                        why: "the base64 CiphertextBlob of `aws kms generate-data-key --key-spec AES_256 --encryption-context app=paybridge`",
+                    })?;
+                let kms_key_id = kms_key_id.ok_or(ConfigError::Missing {
+                    name: "SEALING_KMS_KEY_ID",
+                    why: "the KMS key (ARN, id or alias) that SEALING_KEY_CIPHERTEXT was made under",
+                })?;
+                Ok(Some(SealingKeySource::Kms {
+                    ciphertext,
+                    kms_key_id,
+                }))
+            }
+        }
+    }
+}
+
+/// The key that seals secrets at rest: SEALING_KEY as configured, or SEALING_KEY_CIPHERTEXT
+/// decrypted by KMS (one `Decrypt` naming the KMS key and the encryption context app=paybridge,
+/// made once, at start). The plaintext then lives only in the key; the copy this function
+/// receives is wiped. An error names the variable and what KMS said, never the ciphertext or
+/// the key.
+pub async fn sealing_key(
+    kms: &aws_sdk_kms::Client,
+    config: &Config,
+) -> Result<Option<store::SealingKey>, ConfigError> {
+    let (ciphertext, kms_key_id) = match &config.sealing_key {
+        None => return Ok(None),
+        Some(SealingKeySource::Key(key)) => return Ok(Some(key.clone())),
+        Some(SealingKeySource::Kms {
+            ciphertext,
+            kms_key_id,
+        }) => (ciphertext, kms_key_id),
+    };
+    let unusable = |why: String| ConfigError::Unusable {
+        name: "SEALING_KEY_CIPHERTEXT",
+        why,
+    };
+    let started = std::time::Instant::now();
+    let answer = kms
+        .decrypt()
+        .key_id(kms_key_id)
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(ciphertext.clone()))
+        .encryption_context(SEALING_KEY_CONTEXT.0, SEALING_KEY_CONTEXT.1)
+        .send()
+        .await
+        .map_err(|e| unusable(kms_refusal(&e, kms_key_id)))?;
+    let mut plaintext = answer
+        .plaintext
+        .map(aws_sdk_kms::primitives::Blob::into_inner)
+        .unwrap_or_default();
+    let key = match <&[u8; 32]>::try_from(plaintext.as_slice()) {
+        Ok(bytes) => Ok(store::SealingKey::from_bytes(bytes)),
+        Err(_) => Err(unusable(format!(
+            "KMS answered a data key of {} bytes, not 32: make it with --key-spec AES_256",
+            plaintext.len()
+        ))),
+    };
+    wipe(&mut plaintext);
+    let key = key?;
+    // The cold start's one KMS call, timed (the id names the key without revealing it).
+    tracing::info!(
+        kms_key = %kms_key_id,
+        sealing_key = key.id(),
+        decrypt_ms = started.elapsed().as_millis() as u64,
+        "sealing key from KMS"
+    );
+    Ok(Some(key))
+}
+
+/// What KMS said, and what it usually means here: the error's code and message (KMS's messages
+/// name keys and principals, never the ciphertext), or the SDK's own error.
+fn kms_refusal(
+    error: &aws_sdk_kms::error::SdkError<aws_sdk_kms::operation::decrypt::DecryptError>,
+    kms_key_id: &str,
+) -> String {
+    use aws_sdk_kms::error::ProvideErrorMetadata;
+    let hint = match error.code() {
+        Some("InvalidCiphertextException") => {
+            "; it was changed, or made with another encryption context than app=paybridge"
+        }
+        Some("IncorrectKeyException") => "; it was made under another KMS key",
+        Some("AccessDeniedException") => {
+            "; the function's role may not kms:Decrypt this key with app=paybridge, or it was made under another key"
+        }
+        Some("DisabledException" | "KMSInvalidStateException") => {
+            "; the KMS key is disabled or pending deletion"
+        }
+        _ => "",
+    };
+    let said = match (error.code(), error.message()) {
+        (Some(code), Some(message)) if !message.is_empty() => format!("{code} ({message})"),
+        (Some(code), _) => code.to_owned(),
+        _ => aws_sdk_kms::error::DisplayErrorContext(error).to_string(),
+    };
+    format!("KMS Decrypt under {kms_key_id} with app=paybridge failed: {said}{hint}")
+}
+
+/// Overwrites a copy of key material before it is freed (volatile writes, which the compiler
+/// does not remove).
+fn wipe(bytes: &mut [u8]) {
+    for byte in bytes.iter_mut() {
+        // SAFETY: `byte` is a valid, aligned and exclusive reference to a u8.
+        unsafe { std::ptr::write_volatile(byte, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// The AWS SDK's HTTP layers log whole request and response bodies at trace (an invitation
@@ -210,14 +386,20 @@ pub fn init_tracing(format: LogFormat) {
 
 /// The store over the configured table. aws-config reads credentials and region from the
 /// environment and honours AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local).
-pub async fn store(config: &Config) -> Store {
-    store_over(&aws_config::load_from_env().await, config)
+pub async fn store(config: &Config) -> Result<Store, ConfigError> {
+    let aws = aws_config::load_from_env().await;
+    let sealing = sealing_key(&aws_sdk_kms::Client::new(&aws), config).await?;
+    Ok(store_over(&aws, config, sealing))
 }
 
-fn store_over(aws: &aws_config::SdkConfig, config: &Config) -> Store {
+fn store_over(
+    aws: &aws_config::SdkConfig,
+    config: &Config,
+    sealing_key: Option<store::SealingKey>,
+) -> Store {
     let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-    match &config.sealing_key {
-        Some(key) => store.with_sealing_key(key.clone()),
+    match sealing_key {
+        Some(key) => store.with_sealing_key(key),
         None => store,
     }
 }
@@ -279,10 +461,13 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
 
 /// The app's ports over the configured store, for a function's router: mail through SES when
 /// MAIL_FROM is set and events to EventBridge when EVENT_BUS_NAME is, else the local outbox.
-pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
+/// The sealing key is resolved first ([`sealing_key`]: one KMS call when it is a ciphertext);
+/// a key that cannot be had is a config error, and the function does not start.
+pub async fn services(config: &Config) -> Result<std::sync::Arc<app::Services>, ConfigError> {
     let aws = aws_config::load_from_env().await;
+    let sealing = sealing_key(&aws_sdk_kms::Client::new(&aws), config).await?;
     let mut services = services_with_gateways_at(
-        store_over(&aws, config),
+        store_over(&aws, config, sealing),
         std::sync::Arc::new(app::system::SystemClock),
         config.gateway_endpoints.clone(),
     );
@@ -310,7 +495,15 @@ pub async fn services(config: &Config) -> std::sync::Arc<app::Services> {
         }
         None => tracing::info!("events to the local outbox (EVENT_BUS_NAME is not set)"),
     }
-    std::sync::Arc::new(services)
+    Ok(std::sync::Arc::new(services))
+}
+
+/// The services, or the reason the function cannot start, logged (the init error Lambda
+/// reports says only that the process exited).
+async fn services_or_log(config: &Config) -> Result<std::sync::Arc<app::Services>, ConfigError> {
+    services(config)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))
 }
 
 /// The app's ports over a store: the ledger as accounting system, each org's configured gateway
@@ -347,7 +540,7 @@ pub async fn run_function(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     init_tracing(config.log_format);
-    let router = build(services(&config).await);
+    let router = build(services_or_log(&config).await?);
     serve(router, &config).await?;
     Ok(())
 }
@@ -397,7 +590,7 @@ pub async fn run_tick() -> Result<(), Box<dyn std::error::Error>> {
     use lambda_http::{LambdaEvent, service_fn};
     let config = Config::from_env()?;
     init_tracing(config.log_format);
-    let services = services(&config).await;
+    let services = services_or_log(&config).await?;
     let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let services = services.clone();
         async move {
@@ -498,7 +691,7 @@ mod tests {
         let e = config(&lambda).unwrap_err().to_string();
         assert_eq!(
             e,
-            "SEALING_KEY is required: the key that seals webhook secrets, 32 random bytes in base64 (on Lambda)"
+            "SEALING_KEY_CIPHERTEXT is required: the KMS ciphertext of the key that seals webhook secrets and gateway credentials, or SEALING_KEY, the key itself (on Lambda)"
         );
         let mut short = lambda.to_vec();
         short.push(("SEALING_KEY", "c2VjcmV0LWJ1dC1zaG9ydA=="));
@@ -507,7 +700,10 @@ mod tests {
         assert!(!e.contains("c2VjcmV0"), "{e}");
         let mut good = lambda.to_vec();
         good.push(SEALING_KEY);
-        assert!(config(&good).unwrap().sealing_key.is_some());
+        assert!(matches!(
+            config(&good).unwrap().sealing_key,
+            Some(SealingKeySource::Key(_))
+        ));
         // Off Lambda it may be left out: no webhook secrets can be kept then.
         assert!(
             config(&[("TABLE_NAME", "t")])
@@ -515,6 +711,113 @@ mod tests {
                 .sealing_key
                 .is_none()
         );
+    }
+
+    /// Not a real KMS ciphertext: the bytes 0..=183 in base64 (a real one for a 256-bit data
+    /// key is 184 bytes), enough for the parsing tests.
+    fn sample_ciphertext() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode((0..184u8).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn a_kms_ciphertext_is_one_source_of_the_sealing_key() {
+        let ciphertext = sample_ciphertext();
+        let lambda = [
+            ("TABLE_NAME", "t"),
+            ON_LAMBDA,
+            ("MAIL_FROM", "a@b.test"),
+            ("EVENT_BUS_NAME", "b"),
+        ];
+        let with = |extra: &[(&'static str, &str)]| {
+            let mut vars: Vec<(&str, &str)> = lambda.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars)
+        };
+        let kms_key = ("SEALING_KMS_KEY_ID", "alias/paybridge/prod/sealing");
+        let c = with(&[("SEALING_KEY_CIPHERTEXT", &ciphertext), kms_key]).unwrap();
+        match &c.sealing_key {
+            Some(SealingKeySource::Kms {
+                ciphertext: bytes,
+                kms_key_id,
+            }) => {
+                assert_eq!(bytes.len(), 184);
+                assert_eq!(kms_key_id, "alias/paybridge/prod/sealing");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Debug (a config printed whole) shows neither the ciphertext nor its bytes.
+        let printed = format!("{c:?}");
+        assert!(printed.contains("<184 bytes>"), "{printed}");
+        assert!(!printed.contains(&ciphertext[..16]), "{printed}");
+        assert!(!printed.contains("[0, 1, 2"), "{printed}");
+
+        // Exactly one source, and errors that never echo what was given.
+        let e = with(&[
+            ("SEALING_KEY_CIPHERTEXT", &ciphertext),
+            kms_key,
+            SEALING_KEY,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "SEALING_KEY_CIPHERTEXT and SEALING_KEY are both set: set one: the KMS ciphertext of the sealing key (preferred) or the key itself"
+        );
+        let e = with(&[("SEALING_KEY_CIPHERTEXT", &ciphertext)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("SEALING_KMS_KEY_ID is required"), "{e}");
+        let e = with(&[
+            ("SEALING_KEY_CIPHERTEXT", "not base64 ~~ c2VjcmV0"),
+            kms_key,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("SEALING_KEY_CIPHERTEXT=\"***\" is not valid"),
+            "{e}"
+        );
+        assert!(!e.contains("c2VjcmV0"), "{e}");
+        // Empty is unset: a blank template parameter falls back to SEALING_KEY.
+        let c = with(&[("SEALING_KEY_CIPHERTEXT", ""), kms_key, SEALING_KEY]).unwrap();
+        assert!(matches!(c.sealing_key, Some(SealingKeySource::Key(_))));
+
+        // Off Lambda: both optional, but never both.
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("SEALING_KEY_CIPHERTEXT", &ciphertext),
+            kms_key,
+        ])
+        .unwrap();
+        assert!(matches!(c.sealing_key, Some(SealingKeySource::Kms { .. })));
+        assert!(matches!(
+            config(&[
+                ("TABLE_NAME", "t"),
+                ("SEALING_KEY_CIPHERTEXT", &ciphertext),
+                kms_key,
+                SEALING_KEY
+            ]),
+            Err(ConfigError::Conflict { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_configured_key_needs_no_kms_call() {
+        // A client that could reach nothing: SEALING_KEY, or no key at all, never uses it.
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+                .region(aws_sdk_kms::config::Region::new("us-east-1"))
+                .endpoint_url("http://127.0.0.1:9")
+                .build(),
+        );
+        let c = config(&[("TABLE_NAME", "t"), SEALING_KEY]).unwrap();
+        let key = sealing_key(&kms, &c).await.unwrap().unwrap();
+        let same = store::SealingKey::from_bytes(&[1u8; 32]);
+        assert_eq!(key.id(), same.id());
+        let none = config(&[("TABLE_NAME", "t")]).unwrap();
+        assert!(sealing_key(&kms, &none).await.unwrap().is_none());
     }
 
     #[test]

@@ -49,7 +49,8 @@ impl SealingKey {
         Ok(Self::from_bytes(&bytes))
     }
 
-    fn from_bytes(bytes: &[u8; 32]) -> SealingKey {
+    /// From its 32 bytes (a KMS data key's plaintext, say): the caller wipes its copy after.
+    pub fn from_bytes(bytes: &[u8; 32]) -> SealingKey {
         // The id names the key in stored items (which key sealed this?) without revealing it.
         let mut hash = Sha256::new();
         hash.update(b"paybridge-sealing-key-id\0");

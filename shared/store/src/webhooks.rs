@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 
 use app::ports::{
     EventContext, EventWrite, EventWritten, FollowUp, FollowUpKey, GatewayEvent, HeldEvent,
-    HistoryEntry, Leased, Marker, PaymentEffects, StoreError, TrackedPayment, WebhookRepo,
+    HistoryEntry, Leased, Marker, PaymentEffects, StoreError, TrackedPayment, WatchedCharge,
+    WebhookRepo,
 };
 use app::webhooks::EVENT_RETENTION;
 
@@ -41,6 +42,7 @@ use crate::table::{DUE_PK, DUE_SK, GSI_DUE, GSI1, PK, TTL};
 const SHARDS: u32 = 4;
 const EFFECTS: &str = "effects";
 const HELD: &str = "held_event";
+const WATCH: &str = "watch";
 
 fn marker_key(gateway: &str, org: &OrgSlug, event: &str) -> Attrs {
     key(format!("WHEVT#{gateway}#{org}#{event}"), "WHEVT")
@@ -48,6 +50,10 @@ fn marker_key(gateway: &str, org: &OrgSlug, event: &str) -> Attrs {
 
 fn effects_key(org: &OrgSlug, id: &str) -> Attrs {
     key(org_pk(org), format!("FX#{id}"))
+}
+
+fn watch_key(org: &OrgSlug, payment: &PaymentId) -> Attrs {
+    key(org_pk(org), format!("WATCH#{payment}"))
 }
 
 fn history_prefix(payment: &PaymentId) -> String {
@@ -62,6 +68,7 @@ fn follow_up_key(k: &FollowUpKey) -> Attrs {
             gateway,
             event_id,
         } => marker_key(gateway, org, event_id),
+        FollowUpKey::Watch { org, payment } => watch_key(org, payment),
     }
 }
 
@@ -168,6 +175,14 @@ fn read_follow_up(attrs: &Attrs) -> Result<FollowUp, StoreError> {
             gateway: i.s("gateway")?.to_owned(),
             event: read_event(attrs)?,
             received_at: i.time("received_at")?,
+            attempts,
+        })),
+        WATCH => Ok(FollowUp::Watch(WatchedCharge {
+            org,
+            gateway: i.s("gateway")?.to_owned(),
+            payment: i.parsed("payment_id", PaymentId::parse)?,
+            charge: i.s("charge")?.to_owned(),
+            since: i.time("since")?,
             attempts,
         })),
         other => Err(StoreError(format!("unknown follow-up kind {other:?}"))),
@@ -593,6 +608,27 @@ impl WebhookRepo for Store {
             .collect()
     }
 
+    async fn watch(&self, w: &WatchedCharge, first_at: OffsetDateTime) -> Result<(), StoreError> {
+        let key = watch_key(&w.org, &w.payment);
+        let id = queue_id(&key);
+        let mut item = key;
+        item.extend([
+            ("type".into(), s("charge_watch")),
+            ("follow_up".into(), s(WATCH)),
+            ("outcome".into(), s("watching")),
+            ("org".into(), s(w.org.as_str())),
+            ("gateway".into(), s(&w.gateway)),
+            ("payment_id".into(), s(w.payment.as_str())),
+            ("charge".into(), s(&w.charge)),
+            ("since".into(), time(w.since)),
+            ("attempts".into(), n(w.attempts)),
+        ]);
+        item.extend(due_keys(&id, first_at));
+        // Once per payment: a second approval of the same payment (a retry) changes nothing.
+        self.put_new(item).await?;
+        Ok(())
+    }
+
     async fn due_follow_ups(
         &self,
         now: OffsetDateTime,
@@ -674,6 +710,7 @@ impl WebhookRepo for Store {
         match &mut follow_up {
             FollowUp::Effects(e) => e.attempts = e.attempts.saturating_sub(1),
             FollowUp::Held(h) => h.attempts = h.attempts.saturating_sub(1),
+            FollowUp::Watch(w) => w.attempts = w.attempts.saturating_sub(1),
         }
         Ok(Some(Leased {
             follow_up,

@@ -341,8 +341,9 @@ pub struct GatewayBody {
     /// "sandbox" or "stripe".
     #[schema(example = "stripe")]
     pub gateway: String,
-    /// Stripe: `{"secret_key": "sk_live_..."}` (a restricted `rk_` key works too); the sandbox
-    /// takes none.
+    /// Stripe: `{"secret_key": "sk_live_...", "publishable_key": "pk_live_..."}` (a restricted
+    /// `rk_` key works too; without the publishable key the Pay Now and payment methods pages
+    /// say that online payments are not set up); the sandbox takes none.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub credentials: serde_json::Value,
@@ -394,28 +395,53 @@ fn gateway_credentials(
         "sandbox" if fields.is_empty() => Ok((domain::Secret::new("{}".into()), String::new())),
         "sandbox" => Err(Problem::invalid("credentials: the sandbox takes none")),
         "stripe" => {
-            if let Some(other) = fields.keys().find(|k| k.as_str() != "secret_key") {
+            const FIELDS: [&str; 2] = ["secret_key", "publishable_key"];
+            if let Some(other) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
                 return Err(Problem::invalid(format!(
-                    "credentials: unknown field {other:?} (Stripe takes secret_key)"
+                    "credentials: unknown field {other:?} (Stripe takes secret_key and the optional pk_ key)"
                 )));
             }
+            let text = |name: &str| {
+                fields
+                    .get(name)
+                    .and_then(|k| k.as_str())
+                    .map(str::trim)
+                    .unwrap_or_default()
+            };
+            let plain = |v: &str| {
+                (8..=255).contains(&v.len())
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            };
             // Never echoed: a message names the field, not its value.
-            let key = fields
-                .get("secret_key")
-                .and_then(|k| k.as_str())
-                .map(str::trim)
-                .unwrap_or_default();
-            let well_formed = (key.starts_with("sk_") || key.starts_with("rk_"))
-                && (8..=255).contains(&key.len())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !well_formed {
+            let key = text("secret_key");
+            if !((key.starts_with("sk_") || key.starts_with("rk_")) && plain(key)) {
                 return Err(Problem::invalid(
                     "credentials.secret_key: a Stripe secret key (sk_...) or restricted key (rk_...)",
                 ));
             }
+            // Public (Stripe.js needs it in the payer's browser), but checked as strictly; it
+            // must be of the secret key's mode (test or live).
+            let publishable = match fields.get("publishable_key") {
+                None | Some(serde_json::Value::Null) => "",
+                Some(serde_json::Value::String(k)) => k.trim(),
+                Some(_) => "?",
+            };
+            let mut credentials = serde_json::json!({ "secret_key": key });
+            if !publishable.is_empty() {
+                // Only a pk_ key: a secret key put here by mistake would reach every browser.
+                let live = publishable.starts_with("pk_live_");
+                let well_formed = (live || publishable.starts_with("pk_test_"))
+                    && plain(publishable)
+                    && live == (key.starts_with("sk_live_") || key.starts_with("rk_live_"));
+                if !well_formed {
+                    return Err(Problem::invalid(
+                        "credentials.publishable_key: the Stripe publishable key (pk_test_... or pk_live_...) of the secret key's mode",
+                    ));
+                }
+                credentials["publishable_key"] = publishable.into();
+            }
             let hint = format!("…{}", &key[key.len() - 4..]);
-            let text = serde_json::json!({ "secret_key": key }).to_string();
-            Ok((domain::Secret::new(text), hint))
+            Ok((domain::Secret::new(credentials.to_string()), hint))
         }
         "authorize-net" => {
             const FIELDS: [&str; 4] = [

@@ -16,10 +16,9 @@ use crate::problem::Problem;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Pages allow only our own scripts and styles and may not be framed (clickjacking on a payment
-/// form); later pages that load a gateway's script add its origin where they need it.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The strict default policy; a page that loads a gateway's script sends its own, that policy
+/// plus the gateway's origins (`crate::csp`), and this layer leaves it alone.
+const CSP: &str = crate::csp::DEFAULT;
 
 #[derive(Clone, Copy)]
 struct UlidRequestId;

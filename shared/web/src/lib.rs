@@ -5,6 +5,7 @@ pub mod accept;
 pub mod admin;
 mod auth;
 pub mod client;
+mod csp;
 pub mod dev;
 mod html;
 pub mod idempotent;

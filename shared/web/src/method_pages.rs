@@ -19,7 +19,10 @@ use app::methods::{MethodError, MethodKind, MethodPatch};
 use app::ports::User;
 
 use crate::AppState;
-use crate::html::{CsrfForm, csrf_refused, message, page, unavailable, with_cookie};
+use crate::html::{
+    CsrfForm, GatewayScripts, Tokenizing, csrf_refused, gateway_unavailable, message, not_set_up,
+    page, tokenizing, unavailable, with_cookie,
+};
 use crate::pages::method_label;
 use crate::session::{Csrf, is_https, member_page};
 
@@ -62,7 +65,9 @@ struct MethodsPage {
     card_terms: String,
     bank_terms: String,
     terms_version: &'static str,
-    gateway_script: &'static str,
+    /// The org's gateway's tokenization scripts; None: no form, `not_set_up` says why.
+    gateway: Option<GatewayScripts>,
+    not_set_up: Option<String>,
 }
 
 fn notice(done: Option<&str>) -> Option<&'static str> {
@@ -87,6 +92,11 @@ async fn render(
         Ok(methods) => methods,
         Err(e) => return unavailable(&e),
     };
+    let (gateway, note) = match tokenizing(state, &org.slug).await {
+        Tokenizing::Ready(scripts) => (Some(scripts), None),
+        Tokenizing::NotSetUp => (None, Some(not_set_up(&org.name))),
+        Tokenizing::Unavailable => return gateway_unavailable(),
+    };
     let csrf = Csrf::for_form(&parts.headers, is_https(parts), state.ids.as_ref());
     let view = MethodsPage {
         card_terms: app::methods::terms(MethodKind::Card, &org.name).text,
@@ -108,9 +118,15 @@ async fn render(
                 used_by: m.used_by.join(", "),
             })
             .collect(),
-        gateway_script: "/sandbox/sandbox.js",
+        gateway,
+        not_set_up: note,
     };
-    with_cookie(page(status, &view), csrf.set)
+    let response = page(status, &view);
+    let response = match &view.gateway {
+        Some(scripts) => scripts.with_csp(response),
+        None => response,
+    };
+    with_cookie(response, csrf.set)
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,7 @@ use app::notices::{Receipt, capitalised};
 use app::pay_now::{GuestInvoice, PayError};
 
 use crate::AppState;
-use crate::html::page;
+use crate::html::{GatewayScripts, Tokenizing, gateway_unavailable, not_set_up, page, tokenizing};
 use crate::pay_now::parse_target;
 use crate::session::signed_in_user;
 
@@ -70,8 +70,8 @@ struct PayPage {
     allow_partial: bool,
     bank_enabled: bool,
     surcharges: Vec<SurchargeLine>,
-    /// The gateway's browser tokenization script (the sandbox's, until real gateways come).
-    gateway_script: &'static str,
+    /// The org's gateway's tokenization scripts (a payable page only).
+    gateway: Option<GatewayScripts>,
 }
 
 fn closed_message(status: InvoiceStatus, org_name: &str) -> Option<String> {
@@ -181,34 +181,42 @@ async fn pay_page(
             Err(e) => return unavailable(&e),
         };
     let balance = invoice.amount_due;
-    let page_state = match closed_message(invoice.status, &org.name) {
-        None => PageState::Payable,
-        Some(message) => PageState::Closed(message),
+    // A payable invoice needs the org's gateway's script; without its public key there is no
+    // form, only what to do instead.
+    let (page_state, gateway) = match closed_message(invoice.status, &org.name) {
+        Some(message) => (PageState::Closed(message), None),
+        None => match tokenizing(&state, &org.slug).await {
+            Tokenizing::Ready(scripts) => (PageState::Payable, Some(scripts)),
+            Tokenizing::NotSetUp => (PageState::Closed(not_set_up(&org.name)), None),
+            Tokenizing::Unavailable => return gateway_unavailable(),
+        },
     };
     let saved = if page_state.is_payable() {
         saved_choices(&state, &parts, &org.slug, &invoice.customer_id).await
     } else {
         Vec::new()
     };
-    page(
-        StatusCode::OK,
-        &PayPage {
-            org_slug: org.slug.to_string(),
-            invoice_number: invoice.number.to_string(),
-            customer_name: invoice.customer_name,
-            amount_due: balance.to_string(),
-            amount_due_plain: balance.amount_string(),
-            currency: balance.currency().code(),
-            due_date: invoice.due_date.to_string(),
-            state: page_state,
-            saved,
-            allow_partial: org.settings.allow_partial,
-            bank_enabled: true,
-            surcharges: surcharge_lines(balance, &org.settings.surcharges),
-            gateway_script: "/sandbox/sandbox.js",
-            org_name: org.name,
-        },
-    )
+    let view = PayPage {
+        org_slug: org.slug.to_string(),
+        invoice_number: invoice.number.to_string(),
+        customer_name: invoice.customer_name,
+        amount_due: balance.to_string(),
+        amount_due_plain: balance.amount_string(),
+        currency: balance.currency().code(),
+        due_date: invoice.due_date.to_string(),
+        state: page_state,
+        saved,
+        allow_partial: org.settings.allow_partial,
+        bank_enabled: true,
+        surcharges: surcharge_lines(balance, &org.settings.surcharges),
+        gateway,
+        org_name: org.name,
+    };
+    let response = page(StatusCode::OK, &view);
+    match &view.gateway {
+        Some(scripts) => scripts.with_csp(response),
+        None => response,
+    }
 }
 
 #[derive(Template)]
@@ -331,6 +339,24 @@ pub fn routes() -> Router<AppState> {
                 asset(
                     "text/javascript; charset=utf-8",
                     include_str!("../assets/details.js"),
+                )
+            }),
+        )
+        .route(
+            "/assets/gateway-stripe.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../assets/gateway-stripe.js"),
+                )
+            }),
+        )
+        .route(
+            "/assets/gateway-authorize-net.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../assets/gateway-authorize-net.js"),
                 )
             }),
         )

@@ -7,8 +7,11 @@
 //! cargo build --release -p admin -p pay-now -p invite -p accept-invite -p portal \
 //!     -p save-method -p webhook -p auto-pay-tick -p hello-lambda
 //! cargo run -p paybridge-deploy --bin coldstart -- [--runs 7] [--dir target/release] \
-//!     [--hello target/release/hello-lambda] [--env NAME=VALUE ...]
+//!     [--hello target/release/hello-lambda] [--env NAME=VALUE ...] [--kms]
 //! ```
+//! `--kms` gives the functions their sealing key as the template does, a KMS data key
+//! (SEALING_KEY_CIPHERTEXT, made in moto, AWS_ENDPOINT_URL_KMS pointing there) instead of
+//! SEALING_KEY: init then includes the one `Decrypt` of every cold start.
 //! `--dir` may also be infra/package.sh's output (`target/lambda`, `<name>/bootstrap`) when it
 //! was built for this machine's architecture (`infra/package.sh x86_64` here).
 
@@ -217,12 +220,14 @@ async fn main() {
     let mut dir = root.join("target/release");
     let mut hello = None;
     let mut extra: Vec<(String, String)> = Vec::new();
+    let mut kms = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             "--dir" => dir = PathBuf::from(args.next().expect("--dir DIR")),
             "--hello" => hello = Some(PathBuf::from(args.next().expect("--hello PATH"))),
+            "--kms" => kms = true,
             "--env" => {
                 let pair = args.next().expect("--env NAME=VALUE");
                 let (name, value) = pair.split_once('=').expect("--env NAME=VALUE");
@@ -265,6 +270,10 @@ async fn main() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    if kms {
+        env.retain(|(name, _)| name != "SEALING_KEY");
+        env.extend(kms_sealing_key().await);
+    }
     env.extend(extra);
 
     println!(
@@ -317,4 +326,35 @@ async fn main() {
             median(firsts)
         );
     }
+}
+
+/// SEALING_KEY_CIPHERTEXT, SEALING_KMS_KEY_ID and AWS_ENDPOINT_URL_KMS for a data key made in
+/// moto (with the encryption context the functions name).
+async fn kms_sealing_key() -> Vec<(String, String)> {
+    use base64::Engine;
+    let moto = devtools::moto::shared_for_tests();
+    let kms = aws_sdk_kms::Client::new(&devtools::aws_client_config(moto));
+    let key = kms
+        .create_key()
+        .description("paybridge sealing key (cold-start bench)")
+        .send()
+        .await
+        .expect("CreateKey in moto");
+    let arn = key.key_metadata().and_then(|m| m.arn()).unwrap().to_owned();
+    let (app, paybridge) = runtime::SEALING_KEY_CONTEXT;
+    let data_key = kms
+        .generate_data_key()
+        .key_id(&arn)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .encryption_context(app, paybridge)
+        .send()
+        .await
+        .expect("GenerateDataKey in moto");
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .encode(data_key.ciphertext_blob().unwrap().as_ref());
+    vec![
+        ("SEALING_KEY_CIPHERTEXT".into(), ciphertext),
+        ("SEALING_KMS_KEY_ID".into(), arn),
+        ("AWS_ENDPOINT_URL_KMS".into(), moto.to_owned()),
+    ]
 }
