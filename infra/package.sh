@@ -9,7 +9,7 @@
 # PyPI (`ziglang`, in a venv) and cargo-zigbuild (`cargo install --root`); zig's and
 # cargo-zigbuild's caches live there too. It adds the Rust target with rustup if it is missing
 # (arm64 falls back to x86_64 when the target cannot be installed). Slow: a cold build of the
-# eight functions takes 20 minutes or more on two cores.
+# nine functions takes 20 minutes or more on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,7 +18,7 @@ ZIGLANG_VERSION=0.17.1
 CARGO_ZIGBUILD_VERSION=0.24.1
 GLIBC=2.34
 # The template's functions: package (= binary) names under functions/.
-FUNCTIONS=(admin pay-now invite accept-invite portal save-method webhook auto-pay-tick)
+FUNCTIONS=(admin pay-now invite accept-invite portal save-method webhook auto-pay-tick anet-proxy)
 
 arch=${1:-${ARCH:-arm64}}
 case $arch in

@@ -175,6 +175,20 @@ impl World {
         method["id"].as_str().unwrap().to_owned()
     }
 
+    /// Every item of the world's table, as text: for asserting that something (a card number,
+    /// a key) is nowhere in it.
+    pub async fn table_text(&self) -> String {
+        let scan = self
+            .store
+            .client()
+            .scan()
+            .table_name(self.store.table())
+            .send()
+            .await
+            .unwrap();
+        format!("{:?}", scan.items())
+    }
+
     pub fn key(slug: &str) -> String {
         format!("pbk_{slug}_test_key_000000000000000000000000000")
     }

@@ -119,15 +119,7 @@ async fn an_authorize_net_org_pays_through_its_merchant_account_and_no_credentia
     assert!(!check.to_string().contains("0000000000000000"), "{check}");
 
     // Neither key is in the table (sealed) or in any log line.
-    let scan = world
-        .store
-        .client()
-        .scan()
-        .table_name(world.store.table())
-        .send()
-        .await
-        .unwrap();
-    let items = format!("{:?}", scan.items());
+    let items = world.table_text().await;
     for (what, secret) in [("the transaction key", KEY), ("the signature key", &secret)] {
         assert!(!items.contains(secret), "{what} is in the table in clear");
         logs::assert_absent(&captured.text(), what, secret);

@@ -51,6 +51,7 @@ fn router_of(function: &str, services: std::sync::Arc<app::Services>) -> axum::R
         "portal" => web::portal::router(services),
         "save-method" => web::methods::router(services),
         "webhook" => web::webhook::router(services),
+        "anet-proxy" => web::anet_proxy::router(services),
         other => panic!("no HTTP function {other}"),
     }
 }
@@ -78,6 +79,9 @@ const EVENTS: &[(&str, &str, u16)] = &[
     ("admin-payers-invite", "admin", 303),
     ("admin-payers-act", "admin", 303),
     ("admin-openapi", "admin", 200),
+    ("admin-issue-anet-credential", "admin", 401),
+    ("admin-list-anet-credentials", "admin", 200),
+    ("admin-revoke-anet-credential", "admin", 401),
     ("pay-now-summary", "pay-now", 200),
     ("pay-now-pay", "pay-now", 402),
     ("pay-now-xero", "pay-now", 303),
@@ -119,6 +123,10 @@ const EVENTS: &[(&str, &str, u16)] = &[
     ("save-method-page", "save-method", 303),
     ("save-method-act", "save-method", 303),
     ("webhook-sandbox-settled", "webhook", 401),
+    // Authorize.Net's way: HTTP 200 whatever happened; the events' credentials were never
+    // issued, so the answer is E00007 (AIM: response code 3, reason 13) and nothing is charged.
+    ("anet-proxy-request-api", "anet-proxy", 200),
+    ("anet-proxy-transact-dll", "anet-proxy", 200),
 ];
 
 #[tokio::test]
@@ -152,6 +160,17 @@ async fn every_route_event_reaches_its_functions_router() {
             !text.contains("no such route"),
             "{name}: {function}'s router has no such route"
         );
+        if *function == "anet-proxy" {
+            let refused = text.contains("\"E00007\"") || text.starts_with("\"3\"|\"1\"|\"13\"|");
+            assert!(
+                refused,
+                "{name}: unknown credentials are refused: {text:.300}"
+            );
+            assert!(
+                !text.contains("4242424242424242"),
+                "{name}: the card number is never echoed"
+            );
+        }
         if status != *expected {
             wrong.push(format!(
                 "{name}: {status} (expected {expected}) {text:.200}"

@@ -302,6 +302,7 @@ pub fn sample_path(path: &str) -> String {
             "{action}" => "resend",
             "{token}" => "tok0000000000000000000000000000000000000000",
             "{gateway}" => "sandbox",
+            "{login}" => "PBa1B2c3D4e5",
             s if s.starts_with('{') => "x",
             s => s,
         })

@@ -462,6 +462,7 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
     let portal_router = web::portal::router(s.clone());
     let methods_router = web::methods::router(s.clone());
     let webhook_router = web::webhook::router(s.clone());
+    let anet_router = web::anet_proxy::router(s.clone());
     let (auth, key) = key_header();
     let api_key: [(&str, &str); 1] = [(auth, key.as_str())];
 
@@ -477,6 +478,7 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
         "save-method",
         "webhook",
         "auto-pay-tick",
+        "anet-proxy",
     ] {
         acting_as(function).await;
         let key = runtime::sealing_key(&kms, &sealing_config).await.unwrap();
@@ -490,6 +492,8 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
     world.add_invoice("demo", "INV-3", "45.00").await;
     world.add_invoice("demo", "INV-4", "60.00").await;
     world.add_invoice("demo", "INV-6", "75.00").await;
+    world.add_invoice("demo", "INV-7", "90.00").await;
+    world.add_invoice("demo", "INV-8", "35.00").await;
     let pat_cookie = world
         .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
         .await;
@@ -829,6 +833,108 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{saved_paid}");
+
+    // ---- anet-proxy (ConnectWise's portal): a credential issued and listed through the admin
+    // API; a legacy AIM post that pays INV-7, a JSON createTransactionRequest declined and then
+    // one that pays INV-8, sent twice (a replay by its refId), a wrong credential (counted), an
+    // authenticateTestRequest; the receipts and events in the same requests. The credential is
+    // revoked through the admin API at the end.
+    acting_as("admin").await;
+    let mut cw_admin = Client::new(admin_router.clone());
+    let (status, issued) = cw_admin
+        .json(
+            "POST",
+            "/api/orgs/demo/anet-credentials",
+            &api_key,
+            Some(json!({"label": "ConnectWise portal"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let login = issued["api_login_id"].as_str().unwrap().to_owned();
+    let tran_key = issued["transaction_key"].as_str().unwrap().to_owned();
+    let (status, listed) = cw_admin
+        .json("GET", "/api/orgs/demo/anet-credentials", &api_key, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    acting_as("anet-proxy").await;
+    let aim = serde_urlencoded::to_string([
+        ("x_login", login.as_str()),
+        ("x_tran_key", tran_key.as_str()),
+        ("x_version", "3.1"),
+        ("x_type", "AUTH_CAPTURE"),
+        ("x_method", "CC"),
+        ("x_amount", "90.00"),
+        ("x_card_num", "4242424242424242"),
+        ("x_exp_date", "12/30"),
+        ("x_card_code", "123"),
+        ("x_invoice_num", "INV-7"),
+        ("x_email", "ap@harbor.test"),
+        ("x_delim_data", "TRUE"),
+        ("x_delim_char", "|"),
+        ("x_relay_response", "FALSE"),
+    ])
+    .unwrap();
+    let (status, _, line) = call_text(
+        &anet_router,
+        "POST",
+        "/anet/demo/gateway/transact.dll",
+        &[],
+        Some(("application/x-www-form-urlencoded", aim)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{line}");
+    assert!(line.starts_with("1|"), "AIM approved: {line}");
+    let anet_json = |body: Value| {
+        let router = anet_router.clone();
+        async move {
+            let (status, _, text) = call_text(
+                &router,
+                "POST",
+                "/anet/demo/xml/v1/request.api",
+                &[],
+                Some(("application/json", body.to_string())),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')).unwrap()
+        }
+    };
+    let sale = |key: &str, ref_id: &str, card: &str| {
+        json!({"createTransactionRequest": {
+            "merchantAuthentication": {"name": login, "transactionKey": key},
+            "refId": ref_id,
+            "transactionRequest": {
+                "transactionType": "authCaptureTransaction",
+                "amount": "35.00",
+                "payment": {"creditCard": {"cardNumber": card, "expirationDate": "2030-12", "cardCode": "123"}},
+                "order": {"invoiceNumber": "INV-8", "description": "ConnectWise invoice"},
+                "customer": {"email": "ap@harbor.test"}
+            }
+        }})
+    };
+    let declined = anet_json(sale(&tran_key, "cw-1", "4000000000000002")).await;
+    assert_eq!(
+        declined["transactionResponse"]["responseCode"], "2",
+        "{declined}"
+    );
+    let paid = anet_json(sale(&tran_key, "cw-2", "4242424242424242")).await;
+    assert_eq!(paid["transactionResponse"]["responseCode"], "1", "{paid}");
+    let replayed = anet_json(sale(&tran_key, "cw-2", "4242424242424242")).await;
+    assert_eq!(replayed, paid, "a replay by its refId");
+    let wrong = anet_json(sale("0000000000000000", "cw-3", "4242424242424242")).await;
+    assert_eq!(wrong["messages"]["message"][0]["code"], "E00007", "{wrong}");
+    let test = anet_json(json!({"authenticateTestRequest": {"merchantAuthentication": {"name": login, "transactionKey": tran_key}}})).await;
+    assert_eq!(test["messages"]["resultCode"], "Ok", "{test}");
+    acting_as("admin").await;
+    let (status, revoked) = cw_admin
+        .json(
+            "DELETE",
+            &format!("/api/orgs/demo/anet-credentials/{login}"),
+            &api_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{revoked}");
 
     // ---- admin: the org's API with its key, the Payer Admin pages with the admin's session.
     acting_as("admin").await;

@@ -168,6 +168,7 @@ fn router_of(function: &str, services: Arc<app::Services>) -> axum::Router {
         "portal" => web::portal::router(services),
         "save-method" => web::methods::router(services),
         "webhook" => web::webhook::router(services),
+        "anet-proxy" => web::anet_proxy::router(services),
         other => panic!("no router for {other}"),
     }
 }

@@ -105,6 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         settle_seconds()
     );
     println!(
+        "  ConnectWise    POST {base}/api/orgs/demo/anet-credentials (demo's key) issues a login and key for the Authorize.Net-compatible {base}/anet/demo/xml/v1/request.api (and /anet/demo/gateway/transact.dll)"
+    );
+    println!(
         "  Stripe         {} (STRIPE_API_BASE)",
         doubles.endpoints.stripe
     );

@@ -50,7 +50,12 @@ pub struct PayCommand {
 #[derive(Debug, Clone)]
 pub enum PaySource {
     Token(Secret<String>),
-    Saved { user: UserId, method: MethodId },
+    Saved {
+        user: UserId,
+        method: MethodId,
+    },
+    /// A card's details (the Authorize.Net-compatible proxy only).
+    Card(crate::ports::CardDetails),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +141,10 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
     })?;
     let (source, known) = match cmd.source {
         PaySource::Token(token) => (ChargeSource::Token(token), None),
+        PaySource::Card(card) => {
+            let summary = card.summary();
+            (ChargeSource::Card(card), Some(summary))
+        }
         PaySource::Saved { user, method } => {
             let customer = &read.invoice.customer_id;
             let method = crate::methods::for_invoice(s, &cmd.org, &user, &method, customer)

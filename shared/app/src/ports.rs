@@ -286,7 +286,38 @@ pub trait Accounting: Send + Sync {
 #[derive(Debug, Clone)]
 pub enum ChargeSource {
     Token(Secret<String>),
-    Saved { customer: String, method: String },
+    Saved {
+        customer: String,
+        method: String,
+    },
+    /// Card details as a caller sent them: only the Authorize.Net-compatible proxy takes these
+    /// (ConnectWise posts card numbers). Handed to the gateway and dropped: never stored,
+    /// logged or put in an error.
+    Card(CardDetails),
+}
+
+/// A card's number, expiry and security code, in transit only.
+#[derive(Debug, Clone)]
+pub struct CardDetails {
+    pub number: Secret<String>,
+    pub exp_month: u8,
+    pub exp_year: u16,
+    pub code: Option<Secret<String>>,
+}
+
+impl CardDetails {
+    /// What may be shown of it: its brand (by its leading digits) and last four.
+    pub fn summary(&self) -> MethodSummary {
+        let digits = self.number.expose();
+        MethodSummary {
+            kind: "card".to_owned(),
+            brand: domain::card_brand(digits).to_owned(),
+            last4: digits
+                .get(digits.len().saturating_sub(4)..)
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
 }
 
 /// A payment method as the gateway keeps it for a customer: its reference and what may be
@@ -1339,6 +1370,33 @@ pub trait GatewayConfigs: Send + Sync {
         org: &OrgSlug,
     ) -> Result<Option<GatewayConfigInfo>, StoreError>;
     async fn gateway_config(&self, org: &OrgSlug) -> Result<Option<GatewayConfig>, StoreError>;
+}
+
+/// A credential Paybridge issues for its Authorize.Net-compatible proxy (`/anet/{org}/...`):
+/// an API Login ID that is shown and a Transaction Key that is shown once and kept only as its
+/// SHA-256 (a random 16-character key: no password hashing needed to make guessing hopeless).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyCredential {
+    pub org: OrgSlug,
+    pub login: String,
+    pub key_hash: String,
+    pub label: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait ProxyCredentials: Send + Sync {
+    /// Writes a new credential; false when its login is taken.
+    async fn put_proxy_credential(&self, credential: &ProxyCredential) -> Result<bool, StoreError>;
+    async fn proxy_credential(
+        &self,
+        org: &OrgSlug,
+        login: &str,
+    ) -> Result<Option<ProxyCredential>, StoreError>;
+    async fn proxy_credentials(&self, org: &OrgSlug) -> Result<Vec<ProxyCredential>, StoreError>;
+    /// Removes it; false when there was none.
+    async fn revoke_proxy_credential(&self, org: &OrgSlug, login: &str)
+    -> Result<bool, StoreError>;
 }
 
 /// Per-org webhook secrets, sealed at rest: the store keeps only ciphertext, and opens it with a

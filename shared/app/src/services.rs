@@ -31,6 +31,7 @@ pub struct Services {
     pub webhook_secrets: Arc<dyn WebhookSecrets>,
     pub gateway_configs: Arc<dyn GatewayConfigs>,
     pub webhooks: Arc<dyn WebhookRepo>,
+    pub proxy_credentials: Arc<dyn ProxyCredentials>,
     /// Whether the webhook handler delivers a notification's effects itself right after its
     /// answer (the retry path, `webhooks::run_due_follow_ups`, delivers them in any case).
     pub follow_up_after_ack: bool,
@@ -65,6 +66,7 @@ impl Services {
             + WebhookSecrets
             + GatewayConfigs
             + WebhookRepo
+            + ProxyCredentials
             + Clone
             + 'static,
     {
@@ -87,7 +89,8 @@ impl Services {
             enrolments: Arc::new(store.clone()),
             webhook_secrets: Arc::new(store.clone()),
             gateway_configs: Arc::new(store.clone()),
-            webhooks: Arc::new(store),
+            webhooks: Arc::new(store.clone()),
+            proxy_credentials: Arc::new(store),
             follow_up_after_ack: true,
             gateway,
             mailer: notify.clone(),

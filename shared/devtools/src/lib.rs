@@ -1,6 +1,7 @@
 //! Local stand-ins for AWS and the payment gateways, for tests and the local stack. Never deployed.
 
 pub mod anet_double;
+pub mod anet_sdk;
 pub mod dynamodb_local;
 pub mod localstripe;
 pub mod moto;

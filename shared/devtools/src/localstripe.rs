@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::process::{Server, Spawned, install_lock, log_output, on_free_port, run, tools_dir};
+use crate::process::{Server, Spawned, log_output, on_free_port, tools_dir};
 
 /// Pinned: the version research/local-stack.md section 6 verified.
 const LOCALSTRIPE_PACKAGE: &str = "localstripe==1.15.10";
@@ -106,30 +106,7 @@ pub fn shared_for_tests() -> &'static str {
 
 /// `<tools>/localstripe-venv/bin/python` with the pinned localstripe, installed first if missing.
 fn ensure_installed() -> io::Result<PathBuf> {
-    let tools = tools_dir();
-    let lock = install_lock(&tools, "localstripe")?;
-    let venv = tools.join("localstripe-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join("installed.txt");
-    if python.is_file() && fs::read_to_string(&marker).is_ok_and(|s| s == LOCALSTRIPE_PACKAGE) {
-        return Ok(python);
-    }
-    let _ = fs::remove_dir_all(&venv);
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        "python3 not found: install Python 3.9 or newer with its venv module (used to run localstripe)",
-    )?;
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--no-input"])
-            .arg("--disable-pip-version-check")
-            .arg(LOCALSTRIPE_PACKAGE)
-            .env("PIP_CACHE_DIR", tools.join("pip-cache")),
-        "the new virtualenv has no python",
-    )?;
-    fs::write(&marker, LOCALSTRIPE_PACKAGE)?;
-    drop(lock);
-    Ok(python)
+    crate::process::python_with("localstripe", LOCALSTRIPE_PACKAGE, "localstripe")
 }
 
 fn command(python: &Path, port: u16, parent: u32, log: &Path, state: &Path) -> io::Result<Command> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use serde::Deserialize;
 
-use crate::process::{Server, Spawned, install_lock, log_output, on_free_port, run, tools_dir};
+use crate::process::{Server, Spawned, log_output, on_free_port, tools_dir};
 
 /// Pinned so that every machine mocks the same behaviour (research/local-stack.md section 3).
 const MOTO_PACKAGE: &str = "moto[server]==5.2.5";
@@ -167,33 +167,7 @@ pub fn model_data(endpoint: &str) -> io::Result<serde_json::Value> {
 /// `<tools>/moto-venv/bin/python` with the pinned moto, installed first if missing. Locked,
 /// because the test binaries of one `cargo test` start at the same time.
 fn ensure_installed() -> io::Result<PathBuf> {
-    let tools = tools_dir();
-    let lock = install_lock(&tools, "moto")?;
-
-    let venv = tools.join("moto-venv");
-    let python = venv.join("bin/python");
-    // Written after a successful install, so changing MOTO_PACKAGE reinstalls.
-    let marker = venv.join("installed.txt");
-    if python.is_file() && fs::read_to_string(&marker).is_ok_and(|s| s == MOTO_PACKAGE) {
-        return Ok(python);
-    }
-    // A venv left half-made by an interrupted install, or for another version: start clean.
-    let _ = fs::remove_dir_all(&venv);
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        "python3 not found: install Python 3.9 or newer with its venv module (used to run moto)",
-    )?;
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--no-input"])
-            .arg("--disable-pip-version-check")
-            .arg(MOTO_PACKAGE)
-            .env("PIP_CACHE_DIR", tools.join("pip-cache")),
-        "the new virtualenv has no python",
-    )?;
-    fs::write(&marker, MOTO_PACKAGE)?;
-    drop(lock);
-    Ok(python)
+    crate::process::python_with("moto", MOTO_PACKAGE, "moto")
 }
 
 /// moto on 127.0.0.1:`port`, exiting with process `parent` and logging to `log`.

@@ -248,3 +248,37 @@ pub(crate) fn not_found_hint(e: io::Error, hint: &str) -> io::Error {
         e
     }
 }
+
+/// `<tools>/<name>-venv/bin/python` with `package` (a pinned requirement, `name==x.y.z`) installed
+/// from PyPI, installing it first if missing or pinned otherwise. `purpose` says in the
+/// "python3 not found" message what it is for.
+pub(crate) fn python_with(name: &str, package: &str, purpose: &str) -> io::Result<PathBuf> {
+    let tools = tools_dir();
+    let lock = install_lock(&tools, name)?;
+    let venv = tools.join(format!("{name}-venv"));
+    let python = venv.join("bin/python");
+    // Written after a successful install, so changing the pin reinstalls.
+    let marker = venv.join("installed.txt");
+    if python.is_file() && fs::read_to_string(&marker).is_ok_and(|s| s == package) {
+        return Ok(python);
+    }
+    // A venv left half-made by an interrupted install, or for another version: start clean.
+    let _ = fs::remove_dir_all(&venv);
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        &format!(
+            "python3 not found: install Python 3.9 or newer with its venv module (used to run {purpose})"
+        ),
+    )?;
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .arg("--disable-pip-version-check")
+            .arg(package)
+            .env("PIP_CACHE_DIR", tools.join("pip-cache")),
+        "the new virtualenv has no python",
+    )?;
+    fs::write(&marker, package)?;
+    drop(lock);
+    Ok(python)
+}

@@ -1,5 +1,6 @@
 //! Paybridge's domain: pure types and rules. No I/O, no AWS, no HTTP.
 
+mod card;
 mod ids;
 mod invoice;
 mod money;
@@ -9,6 +10,7 @@ mod payment;
 mod secret;
 mod surcharge;
 
+pub use card::card_brand;
 pub use ids::{
     ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId,
     UserId,

@@ -259,6 +259,8 @@ struct Payment<'a> {
 struct CardRef {
     card_number: String,
     expiration_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_code: Option<String>,
 }
 
 /// `bankAccountType`, masked as `getTransactionDetails` gives it.
@@ -1218,6 +1220,7 @@ impl AuthorizeNetGateway {
                 credit_card: Some(CardRef {
                     card_number: last4(str_at(charge, "/payment/creditCard/cardNumber")),
                     expiration_date: "XXXX".into(),
+                    card_code: None,
                 }),
                 ..Payment::default()
             },
@@ -1342,6 +1345,18 @@ impl Gateway for AuthorizeNetGateway {
                     },
                 }),
             ),
+            // The proxy's card, as the caller sent it (in this request only).
+            ChargeSource::Card(card) => (
+                Some(Payment {
+                    credit_card: Some(CardRef {
+                        card_number: card.number.expose().clone(),
+                        expiration_date: format!("{:04}-{:02}", card.exp_year, card.exp_month),
+                        card_code: card.code.as_ref().map(|c| c.expose().clone()),
+                    }),
+                    ..Payment::default()
+                }),
+                None,
+            ),
         };
         let body = CreateTransaction {
             merchant_authentication: self.auth(),
@@ -1383,6 +1398,7 @@ impl Gateway for AuthorizeNetGateway {
         match source {
             // An Accept.js token cannot be read without spending it.
             ChargeSource::Token(_) => Ok(None),
+            ChargeSource::Card(card) => Ok(Some(card.summary())),
             ChargeSource::Saved { customer, method } => Ok(self
                 .payment_profile(customer, method)
                 .await?

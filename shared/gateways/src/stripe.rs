@@ -20,9 +20,9 @@ use serde_json::Value;
 
 use app::payments::MethodSummary;
 use app::ports::{
-    BrowserTokenizer, ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck, DeclineReason,
-    Gateway, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome, RefundRequest,
-    WebhookDelivery, WebhookRejection,
+    BrowserTokenizer, CardDetails, ChargeOutcome, ChargeRequest, ChargeSource, ConnectionCheck,
+    DeclineReason, Gateway, GatewayError, GatewayEvent, GatewayMethod, RefundOutcome,
+    RefundRequest, WebhookDelivery, WebhookRejection,
 };
 use domain::{Money, PaymentStatus};
 use time::OffsetDateTime;
@@ -153,6 +153,46 @@ impl StripeGateway {
         }
     }
 
+    /// A PaymentMethod from a card's number (the proxy's card): Stripe's raw card data API,
+    /// which an account must have enabled (most take cards through Stripe.js only). Made under a
+    /// key of the payment's reference, so a retry makes the same one. Refused details are the
+    /// charge's decline.
+    async fn card_payment_method(
+        &self,
+        request: &ChargeRequest,
+        card: &CardDetails,
+    ) -> Result<Result<String, ChargeOutcome>, GatewayError> {
+        let mut form = vec![
+            pair("type", "card"),
+            pair("card[number]", card.number.expose().clone()),
+            pair("card[exp_month]", card.exp_month.to_string()),
+            pair("card[exp_year]", card.exp_year.to_string()),
+        ];
+        if let Some(code) = &card.code {
+            form.push(pair("card[cvc]", code.expose().clone()));
+        }
+        let key = format!("card:{}", request.reference);
+        match self
+            .call(
+                reqwest::Method::POST,
+                "/v1/payment_methods",
+                &form,
+                Some(&key),
+            )
+            .await?
+        {
+            Answer::Ok(pm) => Ok(Ok(str_at(&pm, "/id").to_owned())),
+            Answer::Refused {
+                status: 400 | 402,
+                error,
+            } => Ok(Err(ChargeOutcome::Declined {
+                gateway_ref: None,
+                reason: decline_reason(&error),
+            })),
+            Answer::Refused { status, error } => Err(refused(status, &error)),
+        }
+    }
+
     /// The outcome a PaymentIntent stands for.
     async fn outcome_of(&self, pi: &Value) -> Result<ChargeOutcome, GatewayError> {
         let id = str_at(pi, "/id").to_owned();
@@ -198,6 +238,7 @@ impl StripeGateway {
     async fn create_payment_intent(
         &self,
         request: &ChargeRequest,
+        method: &str,
         method_type: &str,
     ) -> Result<Answer, GatewayError> {
         let mut form = vec![
@@ -217,11 +258,14 @@ impl StripeGateway {
             pair("metadata[description]", request.description.clone()),
         ];
         match &request.source {
-            ChargeSource::Token(token) => form.push(pair("payment_method", token.expose().clone())),
             ChargeSource::Saved { customer, method } => {
                 form.push(pair("customer", customer.clone()));
                 form.push(pair("payment_method", method.clone()));
                 form.push(pair("off_session", "true"));
+            }
+            // A browser's PaymentMethod, or the one made from the proxy's card.
+            ChargeSource::Token(_) | ChargeSource::Card(_) => {
+                form.push(pair("payment_method", method));
             }
         }
         self.call(
@@ -497,9 +541,17 @@ impl Gateway for StripeGateway {
     }
 
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        let made;
         let method = match &request.source {
             ChargeSource::Token(token) => token.expose().as_str(),
             ChargeSource::Saved { method, .. } => method.as_str(),
+            ChargeSource::Card(card) => match self.card_payment_method(request, card).await? {
+                Ok(id) => {
+                    made = id;
+                    made.as_str()
+                }
+                Err(declined) => return Ok(declined),
+            },
         };
         // Its type first (a card, or a bank debit that settles later); an unknown one is
         // refused before anything is created.
@@ -513,7 +565,10 @@ impl Gateway for StripeGateway {
             "" => "card",
             t => t,
         };
-        match self.create_payment_intent(request, method_type).await {
+        match self
+            .create_payment_intent(request, method, method_type)
+            .await
+        {
             Ok(answer) => self.charge_answer(request, answer).await,
             Err(first) => {
                 // No answer: it may have been created. Look first; then send the very same
@@ -522,7 +577,9 @@ impl Gateway for StripeGateway {
                 if let Some(outcome) = self.find_charge(&request.org, &request.reference).await? {
                     return Ok(outcome);
                 }
-                let answer = self.create_payment_intent(request, method_type).await?;
+                let answer = self
+                    .create_payment_intent(request, method, method_type)
+                    .await?;
                 self.charge_answer(request, answer).await
             }
         }
@@ -536,6 +593,7 @@ impl Gateway for StripeGateway {
         let id = match source {
             ChargeSource::Token(token) => token.expose().as_str(),
             ChargeSource::Saved { method, .. } => method.as_str(),
+            ChargeSource::Card(card) => return Ok(Some(card.summary())),
         };
         Ok(self.payment_method(id).await?.map(|pm| {
             let m = method_of(&pm);

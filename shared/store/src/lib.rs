@@ -12,6 +12,7 @@ mod meter;
 mod methods;
 mod outbox;
 mod payments;
+mod proxy_credentials;
 pub mod sandbox;
 pub mod sandbox_events;
 pub mod schedules;

@@ -663,6 +663,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_mandates))
         .merge(crate::webhook_admin::routes())
         .merge(crate::refunds::routes())
+        .merge(crate::anet_admin::routes())
         .routes(routes!(enrol_customer, end_enrolment))
         .routes(routes!(get_gateway, put_gateway))
         .routes(routes!(test_gateway))

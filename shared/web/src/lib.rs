@@ -3,6 +3,9 @@
 
 pub mod accept;
 pub mod admin;
+pub mod anet_admin;
+pub mod anet_proxy;
+pub mod anet_wire;
 mod auth;
 pub mod client;
 mod csp;
@@ -104,6 +107,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(accept)
         .merge(methods)
         .merge(webhook)
+        .merge(anet_proxy::routes())
         .merge(accept::pages())
         .merge(payer_admin::pages())
         .merge(method_pages::pages())

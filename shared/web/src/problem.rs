@@ -190,3 +190,22 @@ where
         }
     }
 }
+
+/// A body that may be empty (all its fields optional): the type's default then, else the JSON.
+/// `expected` names the fields in the refusal (`{label?}`).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    expected: &str,
+) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The body is not the JSON expected",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}

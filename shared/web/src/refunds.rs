@@ -116,21 +116,9 @@ async fn refund(
     let Ok(payment) = PaymentId::parse(&payment) else {
         return Problem::not_found("no such payment").into_response();
     };
-    let body: RefundBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RefundBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(e) => {
-                return Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    "The body is not the JSON expected",
-                    format!("expected {{amount?}}: {e}"),
-                )
-                .into_response();
-            }
-        }
+    let body: RefundBody = match crate::problem::optional_json(&body, "{amount?}") {
+        Ok(body) => body,
+        Err(problem) => return problem.into_response(),
     };
     let (org_text, payment_text) = (admin.org.to_string(), payment.to_string());
     let amount_text = body.amount.clone().unwrap_or_default();

@@ -94,18 +94,8 @@ async fn rotate(
     admin: OrgAdmin,
     body: Bytes,
 ) -> Result<(StatusCode, Json<WebhookSecretView>), Problem> {
-    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                "The body is not the JSON expected",
-                e.to_string(),
-            )
-        })?
-    };
+    let body: RotateBody =
+        crate::problem::optional_json(&body, "{gateway?, secret?, grace_period_hours?}")?;
     let command = RotateCommand {
         org: admin.org.clone(),
         gateway: body.gateway,

@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo build --release -p admin -p pay-now -p invite -p accept-invite -p portal \
-//!     -p save-method -p webhook -p auto-pay-tick -p hello-lambda
+//!     -p save-method -p webhook -p auto-pay-tick -p anet-proxy -p hello-lambda
 //! cargo run -p paybridge-deploy --bin coldstart -- [--runs 7] [--dir target/release] \
 //!     [--hello target/release/hello-lambda] [--env NAME=VALUE ...] [--kms]
 //! ```
@@ -41,6 +41,7 @@ const TARGETS: &[(&str, &str)] = &[
     ("save-method", "save-method-terms.apigw-v2.json"),
     ("webhook", "webhook-sandbox-settled.apigw-v2.json"),
     ("auto-pay-tick", "auto-pay-tick.scheduler.json"),
+    ("anet-proxy", "anet-proxy-request-api.apigw-v2.json"),
 ];
 
 #[derive(Default)]
