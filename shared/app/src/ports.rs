@@ -279,6 +279,121 @@ pub trait Accounting: Send + Sync {
         org: &OrgSlug,
         customer: &CustomerId,
     ) -> Result<Vec<Invoice>, AccountingError>;
+    /// Records a payment against its invoice in the accounting system (the write-back), once:
+    /// `posting.payment` is the idempotency key. The built-in ledger moved the balance in the
+    /// payment's own transaction: nothing to post.
+    async fn post_payment(&self, posting: &PaymentPosting) -> Result<Posted, AccountingError> {
+        let _ = posting;
+        Ok(Posted::Recorded {
+            remote_id: "ledger".to_owned(),
+        })
+    }
+    /// Reverses a payment posted before (returned, refunded), once per `reversal` id.
+    async fn reverse_payment(&self, reversal: &PaymentReversal) -> Result<Posted, AccountingError> {
+        let _ = reversal;
+        Ok(Posted::Recorded {
+            remote_id: "ledger".to_owned(),
+        })
+    }
+    /// The invoice's PDF as the accounting system renders it; None where it has none.
+    async fn invoice_pdf(
+        &self,
+        org: &OrgSlug,
+        number: &InvoiceNumber,
+    ) -> Result<Option<Vec<u8>>, AccountingError> {
+        let _ = (org, number);
+        Ok(None)
+    }
+    /// One cheap authenticated call with the org's connection.
+    async fn test_connection(&self, org: &OrgSlug) -> Result<ConnectionCheck, AccountingError> {
+        let _ = org;
+        Ok(ConnectionCheck::Accepted)
+    }
+    /// Whether the org's payments must be written back (`post_payment`): false for the built-in
+    /// ledger, whose balance moves in the payment's own transaction.
+    async fn writes_back(&self, org: &OrgSlug) -> Result<bool, AccountingError> {
+        let _ = org;
+        Ok(false)
+    }
+}
+
+/// An org's connection to its accounting system, with its secrets opened (adapters only).
+#[derive(Debug, Clone)]
+pub struct AccountingConfig {
+    /// "xero" or "connectwise" (no config: the built-in ledger).
+    pub system: String,
+    /// The system's settings and secrets as JSON text (Xero: tenant, client, tokens;
+    /// ConnectWise: site, company, keys, client id).
+    pub credentials: Secret<String>,
+    /// Bumped by every write: a token rotation only lands on the version it read.
+    pub version: u64,
+}
+
+/// Which accounting system each org uses and its secrets, sealed at rest like the gateways'.
+#[async_trait]
+pub trait AccountingConfigs: Send + Sync {
+    /// Replaces the org's connection (a new version).
+    async fn put_accounting_config(
+        &self,
+        org: &OrgSlug,
+        system: &str,
+        credentials: &Secret<String>,
+        now: OffsetDateTime,
+    ) -> Result<AccountingConfig, StoreError>;
+    async fn accounting_config(&self, org: &OrgSlug)
+    -> Result<Option<AccountingConfig>, StoreError>;
+    /// New credentials (a refreshed token pair) if the config is still at `version`; false
+    /// when another instance changed it first (read it again: it may have refreshed already).
+    async fn update_accounting_credentials(
+        &self,
+        org: &OrgSlug,
+        version: u64,
+        credentials: &Secret<String>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A payment to write back to the accounting system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentPosting {
+    pub org: OrgSlug,
+    /// Our payment id: the idempotency key of the posting (Xero's `Idempotency-Key`).
+    pub payment: PaymentId,
+    pub invoice: InvoiceNumber,
+    /// What reduces the invoice (the surcharge is not the invoice's: posted apart, or not).
+    pub amount: Money,
+    pub surcharge: Money,
+    pub paid_on: time::Date,
+    /// What the bookkeeper reads on the payment: "Paybridge pay_… visa …4242".
+    pub reference: String,
+}
+
+/// A posted payment taken back (a returned debit, a refund, a lost dispute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentReversal {
+    pub org: OrgSlug,
+    pub payment: PaymentId,
+    /// The accounting system's id of the posted payment (`Posted::Recorded::remote_id`).
+    pub remote_id: String,
+    /// Our id of this reversal (idempotency).
+    pub id: String,
+    pub amount: Money,
+    pub on: time::Date,
+}
+
+/// What the accounting system did with a posting. An `AccountingError` means "not known to be
+/// done; try again later" (timeouts, 5xx, 429); `Refused` will not change by retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Recorded { remote_id: String },
+    /// The system will not take it (the invoice was voided, the account is locked, ...): its
+    /// words, for the admin's unprocessed-payments list.
+    Refused(String),
+    /// Rate limited: not done, and not to be tried again before `after` (its `Retry-After`).
+    Later {
+        after: std::time::Duration,
+        why: String,
+    },
 }
 
 /// What pays: a single-use token from the gateway's browser tokenization, or a method saved

@@ -1,0 +1,1 @@
+//! ConnectWise Manage (see issue 11): being built.

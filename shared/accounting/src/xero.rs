@@ -1,0 +1,1 @@
+//! Xero (see issue 11): being built.
