@@ -1,1 +1,1 @@
-//! ConnectWise Manage (see issue 11): being built.
+//! ConnectWise Manage (issue 11): being built by a helper.

@@ -1,1 +1,1 @@
-//! Xero (see issue 11): being built.
+//! Xero (issue 11): being built by a helper.

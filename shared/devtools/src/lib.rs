@@ -2,9 +2,11 @@
 
 pub mod anet_double;
 pub mod anet_sdk;
+pub mod connectwise_double;
 pub mod dynamodb_local;
 pub mod localstripe;
 pub mod moto;
+pub mod xero_double;
 
 pub use anet_double::AnetDouble;
 pub use dynamodb_local::{DynamoDbLocal, Storage, shared_for_tests};
