@@ -35,9 +35,17 @@ impl World {
 
     /// The same world, with the gateways' APIs at `endpoints` (local doubles).
     pub async fn with_gateways_at(endpoints: gateways::Endpoints) -> World {
+        Self::with_endpoints(endpoints, accounting::Endpoints::default()).await
+    }
+
+    /// The same world, with the gateways' APIs and Xero's hosts at `endpoints` and `books`.
+    pub async fn with_endpoints(
+        endpoints: gateways::Endpoints,
+        books: accounting::Endpoints,
+    ) -> World {
         let store = devtools::test_store().await;
         let clock = Arc::new(app::system::ManualClock::new(NOW));
-        let services = runtime::services_with_gateways_at(store.clone(), clock.clone(), endpoints);
+        let services = runtime::services_at(store.clone(), clock.clone(), endpoints, books);
         let world = World {
             store,
             services: Arc::new(services),

@@ -47,7 +47,8 @@ pub fn money(number: &serde_json::Number, currency: Currency) -> Result<Money, S
         }
         None => text.clone(),
     };
-    Money::parse(&trimmed, currency).map_err(|e| format!("{text} is not an amount in {currency:?}: {e}"))
+    Money::parse(&trimmed, currency)
+        .map_err(|e| format!("{text} is not an amount in {currency:?}: {e}"))
 }
 
 /// An amount as a JSON number for a request body (`12.30` as `12.3`): exact, since the decimal
@@ -69,7 +70,12 @@ mod tests {
 
     #[test]
     fn amounts_come_from_the_number_text() {
-        for (json, want) in [("1234.5", "1234.50"), ("100", "100.00"), ("100.00", "100.00"), ("0.1", "0.10")] {
+        for (json, want) in [
+            ("1234.5", "1234.50"),
+            ("100", "100.00"),
+            ("100.00", "100.00"),
+            ("0.1", "0.10"),
+        ] {
             let n: serde_json::Number = serde_json::from_str(json).unwrap();
             assert_eq!(money(&n, Currency::Usd).unwrap(), usd(want), "{json}");
         }

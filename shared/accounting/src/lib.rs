@@ -1,9 +1,13 @@
 //! Accounting systems behind the app's `Accounting` port: invoices and balances read live,
 //! payments written back.
 
+pub mod by_org;
+pub mod connect;
 pub mod connectwise;
 pub mod http;
 pub mod xero;
+
+pub use by_org::OrgAccounting;
 
 /// Where Xero's hosts are: production by default; a local double's origin in the local stack
 /// and the tests (`XERO_BASE` serves all three there).

@@ -1,7 +1,9 @@
 //! Paybridge's use cases over ports. No AWS, HTTP or Lambda crates: the compiler keeps it so.
 
+pub mod accounting;
 pub mod anet_proxy;
 pub mod autopay;
+pub mod books;
 pub mod idempotency;
 pub mod invitations;
 pub mod ledger;

@@ -22,7 +22,7 @@ use crate::ports::{
     AccountingError, AttemptError, ChargeOutcome, ChargeRequest, ChargeSource, DeclineReason,
     FinishError, InvoiceRead, StoreError,
 };
-use crate::{Services, notices, velocity};
+use crate::{Services, books, notices, velocity};
 
 /// How long an attempt holds its invoice: longer than any gateway call we wait for.
 pub const ATTEMPT_LOCK: Duration = Duration::minutes(2);
@@ -424,7 +424,25 @@ async fn finish(
                         .flatten();
                 }
                 let ledger = read.as_ref().filter(|r| r.ledger_version.is_some());
-                match s.attempts.finish_approved(&payment, ledger, now).await {
+                let books = match &read {
+                    _ if settling => None,
+                    Some(read) => read
+                        .ledger_version
+                        .is_none()
+                        .then(|| books::entry(&payment, now)),
+                    // Unsure: queue it; the ledger's write-back is a no-op.
+                    None => s
+                        .accounting
+                        .writes_back(&payment.org)
+                        .await
+                        .unwrap_or(true)
+                        .then(|| books::entry(&payment, now)),
+                };
+                match s
+                    .attempts
+                    .finish_approved(&payment, ledger, books.as_ref(), now)
+                    .await
+                {
                     Ok(()) => {
                         if settling {
                             watch_if_untold(s, &payment, now).await;

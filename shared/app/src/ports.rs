@@ -315,6 +315,10 @@ pub trait Accounting: Send + Sync {
         let _ = org;
         Ok(false)
     }
+    /// The org's connection changed: an adapter that caches what serves the org drops it.
+    fn forget(&self, org: &OrgSlug) {
+        let _ = org;
+    }
 }
 
 /// An org's connection to its accounting system, with its secrets opened (adapters only).
@@ -327,6 +331,7 @@ pub struct AccountingConfig {
     pub credentials: Secret<String>,
     /// Bumped by every write: a token rotation only lands on the version it read.
     pub version: u64,
+    pub updated_at: OffsetDateTime,
 }
 
 /// Which accounting system each org uses and its secrets, sealed at rest like the gateways'.
@@ -340,8 +345,12 @@ pub trait AccountingConfigs: Send + Sync {
         credentials: &Secret<String>,
         now: OffsetDateTime,
     ) -> Result<AccountingConfig, StoreError>;
-    async fn accounting_config(&self, org: &OrgSlug)
-    -> Result<Option<AccountingConfig>, StoreError>;
+    async fn accounting_config(
+        &self,
+        org: &OrgSlug,
+    ) -> Result<Option<AccountingConfig>, StoreError>;
+    /// Back to the built-in ledger.
+    async fn delete_accounting_config(&self, org: &OrgSlug) -> Result<(), StoreError>;
     /// New credentials (a refreshed token pair) if the config is still at `version`; false
     /// when another instance changed it first (read it again: it may have refreshed already).
     async fn update_accounting_credentials(
@@ -351,6 +360,53 @@ pub trait AccountingConfigs: Send + Sync {
         credentials: &Secret<String>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// An accounting system's authorization-code connect flow (Xero): the admin's browser is sent
+/// to the system to consent, and comes back with a code that buys the first token pair.
+#[async_trait]
+pub trait AccountingConnect: Send + Sync {
+    /// Where to send the admin's browser.
+    fn authorize_url(&self, client_id: &str, redirect_uri: &str, state: &str) -> String;
+    /// The code exchanged for tokens, and the organisations the consent covers.
+    async fn exchange(
+        &self,
+        client_id: &str,
+        client_secret: &Secret<String>,
+        code: &str,
+        redirect_uri: &str,
+        now: OffsetDateTime,
+    ) -> Result<Consent, AccountingError>;
+}
+
+/// What an admin's consent bought: the first token pair and the organisations it covers.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub access_token: Secret<String>,
+    pub refresh_token: Secret<String>,
+    pub access_expires_at: OffsetDateTime,
+    /// (tenant id, name)
+    pub tenants: Vec<(String, String)>,
+}
+
+/// No connect flow (a deployment without one): every exchange fails.
+pub struct NoConnect;
+
+#[async_trait]
+impl AccountingConnect for NoConnect {
+    fn authorize_url(&self, _: &str, _: &str, _: &str) -> String {
+        String::new()
+    }
+    async fn exchange(
+        &self,
+        _: &str,
+        _: &Secret<String>,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Consent, AccountingError> {
+        Err(AccountingError("no accounting connect flow here".into()))
+    }
 }
 
 /// A payment to write back to the accounting system.
@@ -381,11 +437,99 @@ pub struct PaymentReversal {
     pub on: time::Date,
 }
 
+/// A payment's entry in the org's books (`Accounting::post_payment`), kept for the payment's
+/// life: queued when the payment succeeds, posted once, reversed when the money goes back, or
+/// parked for the admin (the unprocessed-payments list) when the accounting system will not
+/// take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Books {
+    pub posting: PaymentPosting,
+    /// The accounting system's id of the posted payment, once posted.
+    pub posted: Option<String>,
+    /// The payment went back (returned, refunded, lost dispute): the posting is to be undone.
+    pub want_reversed: bool,
+    pub reversed: bool,
+    /// Why it waits for the admin; None while the retries go on or once done.
+    pub unprocessed: Option<String>,
+    /// The last failure, for the admin.
+    pub last_error: Option<String>,
+    pub attempts: u32,
+    pub queued_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Books {
+    /// Nothing left to do: posted (and reversed where wanted), or reversed before it was posted.
+    pub fn is_settled(&self) -> bool {
+        if self.want_reversed {
+            self.posted.is_none() || self.reversed
+        } else {
+            self.posted.is_some()
+        }
+    }
+}
+
+/// The write-back queue and the unprocessed-payments list. The queue's lease, retry and
+/// close are the follow-ups' (`WebhookRepo` with `FollowUpKey::Books`).
+#[async_trait]
+pub trait BooksRepo: Send + Sync {
+    /// Queues the payment's posting, due at `due`; once per payment (false: queued before).
+    async fn queue_books(&self, books: &Books, due: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Asks for the posting to be undone (queued again at `due`); false when the payment was
+    /// never queued for the books.
+    async fn want_reversal(
+        &self,
+        org: &OrgSlug,
+        payment: &PaymentId,
+        due: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    async fn get_books(
+        &self,
+        org: &OrgSlug,
+        payment: &PaymentId,
+    ) -> Result<Option<Books>, StoreError>;
+    /// Records what the leased run did: the posted id, the reversal, the last error.
+    async fn books_progress(&self, books: &Books, lease: &str) -> Result<(), StoreError>;
+    /// Done: leaves the queue (and the unprocessed list), kept as the payment's record.
+    async fn books_done(
+        &self,
+        books: &Books,
+        lease: Option<&str>,
+        outcome: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Leaves the queue for the unprocessed-payments list, with the reason.
+    async fn park_books(
+        &self,
+        books: &Books,
+        lease: &str,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The org's unprocessed payments, oldest first.
+    async fn unprocessed(
+        &self,
+        org: &OrgSlug,
+        limit: u16,
+        cursor: Option<&str>,
+    ) -> Result<Page<Books>, StoreError>;
+    /// An unprocessed payment back into the queue, due now, its retries counted afresh; false
+    /// when it is not on the list.
+    async fn requeue_books(
+        &self,
+        org: &OrgSlug,
+        payment: &PaymentId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// What the accounting system did with a posting. An `AccountingError` means "not known to be
 /// done; try again later" (timeouts, 5xx, 429); `Refused` will not change by retrying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Posted {
-    Recorded { remote_id: String },
+    Recorded {
+        remote_id: String,
+    },
     /// The system will not take it (the invoice was voided, the account is locked, ...): its
     /// words, for the admin's unprocessed-payments list.
     Refused(String),
@@ -767,10 +911,13 @@ pub trait PaymentAttempts: Send + Sync {
     ) -> Result<(), AttemptError>;
     /// The gateway took it: the payment moves on (succeeded, or stays pending while a bank debit
     /// settles), a ledger invoice's balance drops by the amount, the lock goes.
+    /// `books`: a payment of an invoice kept elsewhere (Xero, ConnectWise) is queued for the
+    /// write-back in the same transaction, so that it cannot be lost.
     async fn finish_approved(
         &self,
         payment: &Payment,
         ledger: Option<&InvoiceRead>,
+        books: Option<&Books>,
         now: OffsetDateTime,
     ) -> Result<(), FinishError>;
     /// The gateway refused it: the payment failed with the reason, the lock goes, the balance stays.
@@ -1693,6 +1840,10 @@ pub enum FollowUpKey {
         org: OrgSlug,
         payment: PaymentId,
     },
+    Books {
+        org: OrgSlug,
+        payment: PaymentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1700,6 +1851,7 @@ pub enum FollowUp {
     Effects(PaymentEffects),
     Held(HeldEvent),
     Watch(WatchedCharge),
+    Books(Box<Books>),
 }
 
 impl FollowUp {
@@ -1717,6 +1869,10 @@ impl FollowUp {
             FollowUp::Watch(w) => FollowUpKey::Watch {
                 org: w.org.clone(),
                 payment: w.payment.clone(),
+            },
+            FollowUp::Books(b) => FollowUpKey::Books {
+                org: b.posting.org.clone(),
+                payment: b.posting.payment.clone(),
             },
         }
     }

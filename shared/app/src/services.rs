@@ -32,6 +32,12 @@ pub struct Services {
     pub gateway_configs: Arc<dyn GatewayConfigs>,
     pub webhooks: Arc<dyn WebhookRepo>,
     pub proxy_credentials: Arc<dyn ProxyCredentials>,
+    /// The write-back queue and the unprocessed-payments list.
+    pub books: Arc<dyn BooksRepo>,
+    /// Each org's accounting connection (none: the built-in ledger).
+    pub accounting_configs: Arc<dyn AccountingConfigs>,
+    /// The consent flow of accounting systems that need one (Xero).
+    pub accounting_connect: Arc<dyn AccountingConnect>,
     /// Whether the webhook handler delivers a notification's effects itself right after its
     /// answer (the retry path, `webhooks::run_due_follow_ups`, delivers them in any case).
     pub follow_up_after_ack: bool,
@@ -67,6 +73,8 @@ impl Services {
             + GatewayConfigs
             + WebhookRepo
             + ProxyCredentials
+            + BooksRepo
+            + AccountingConfigs
             + Clone
             + 'static,
     {
@@ -90,7 +98,10 @@ impl Services {
             webhook_secrets: Arc::new(store.clone()),
             gateway_configs: Arc::new(store.clone()),
             webhooks: Arc::new(store.clone()),
-            proxy_credentials: Arc::new(store),
+            proxy_credentials: Arc::new(store.clone()),
+            books: Arc::new(store.clone()),
+            accounting_configs: Arc::new(store),
+            accounting_connect: Arc::new(NoConnect),
             follow_up_after_ack: true,
             gateway,
             mailer: notify.clone(),

@@ -434,6 +434,7 @@ pub async fn run_follow_up(s: &Services, key: &FollowUpKey) -> Result<FollowUpRu
     match leased.follow_up {
         FollowUp::Effects(effects) => deliver_effects(s, key, &lease, effects, now).await,
         FollowUp::Watch(watch) => watch_charge(s, key, &lease, watch, now).await,
+        FollowUp::Books(books) => crate::books::run(s, key, &lease, *books, now).await,
         FollowUp::Held(held) => match retry_held(s, key, &lease, held, now).await? {
             HeldRun::Resolved(Some(effects)) => {
                 // The held event moved its payment: deliver that right away too.
@@ -613,6 +614,8 @@ async fn retry_held(
 enum Message {
     Event(Box<DomainEvent>),
     Mail(Box<EmailMessage>),
+    /// The write-back's part: queue the posting, or ask for its reversal.
+    Books(crate::books::BooksStep),
 }
 
 /// Sends what a transition left to send, skipping what was sent already; whatever fails is
@@ -639,6 +642,9 @@ async fn deliver_effects(
         let sent = match &message {
             Message::Event(event) => s.events.publish(event).await,
             Message::Mail(mail) => s.mailer.send(mail).await,
+            Message::Books(step) => crate::books::apply(s, step, now)
+                .await
+                .map_err(|e| crate::ports::NotifyError(e.0)),
         };
         match sent {
             Ok(()) => done.push(name),
@@ -680,6 +686,9 @@ async fn compose(
         "event".to_owned(),
         Message::Event(Box::new(transition_event(&payment, effects))),
     )];
+    if let Some(step) = crate::books::step_for(s, &payment, effects).await? {
+        messages.push(("books".to_owned(), Message::Books(step)));
+    }
     let bank = payment.method.as_ref().is_some_and(|m| m.kind == "bank");
     let reversed = effects.from.returns_money(effects.to);
     let refunded = effects.to == PaymentStatus::Refunded && effects.refunded.is_some();

@@ -68,6 +68,8 @@ pub struct Config {
     /// STRIPE_API_BASE and AUTHORIZE_NET_API: the gateways' APIs when not their production ones
     /// (the local stack points them at localstripe and the Authorize.Net double).
     pub gateway_endpoints: gateways::Endpoints,
+    /// XERO_BASE: one origin for all of Xero's hosts (a local double); Xero's own by default.
+    pub accounting_endpoints: accounting::Endpoints,
 }
 
 impl Config {
@@ -152,8 +154,13 @@ impl Config {
             gateway_endpoints.stripe = stripe;
         }
         gateway_endpoints.authorize_net = url("AUTHORIZE_NET_API")?;
+        let accounting_endpoints = match url("XERO_BASE")? {
+            Some(origin) => accounting::Endpoints::xero_at(&origin),
+            None => accounting::Endpoints::default(),
+        };
         Ok(Config {
             gateway_endpoints,
+            accounting_endpoints,
             public_url,
             table_name,
             listen: SocketAddr::new(bind, port),
@@ -466,10 +473,11 @@ pub async fn serve(router: Router, config: &Config) -> Result<(), ServeError> {
 pub async fn services(config: &Config) -> Result<std::sync::Arc<app::Services>, ConfigError> {
     let aws = aws_config::load_from_env().await;
     let sealing = sealing_key(&aws_sdk_kms::Client::new(&aws), config).await?;
-    let mut services = services_with_gateways_at(
+    let mut services = services_at(
         store_over(&aws, config, sealing),
         std::sync::Arc::new(app::system::SystemClock),
         config.gateway_endpoints.clone(),
+        config.accounting_endpoints.clone(),
     );
     if let Some(url) = &config.public_url {
         services.public_url = url.clone();
@@ -519,6 +527,17 @@ pub fn services_with_gateways_at(
     clock: std::sync::Arc<dyn app::ports::Clock>,
     endpoints: gateways::Endpoints,
 ) -> app::Services {
+    services_at(store, clock, endpoints, accounting::Endpoints::default())
+}
+
+/// The same, with Xero's hosts at `books` too. Each org's invoices come from the accounting
+/// system it connected, or the ledger in the store.
+pub fn services_at(
+    store: Store,
+    clock: std::sync::Arc<dyn app::ports::Clock>,
+    endpoints: gateways::Endpoints,
+    books: accounting::Endpoints,
+) -> app::Services {
     let ids: std::sync::Arc<dyn app::ports::Ids> = std::sync::Arc::new(app::system::RandomIds);
     let sandbox = gateways::SandboxGateway::new(store.clone(), clock.clone(), ids.clone());
     let gateway = gateways::OrgGateways::new(
@@ -526,8 +545,16 @@ pub fn services_with_gateways_at(
         std::sync::Arc::new(store.clone()),
         endpoints,
     );
+    let by_org = accounting::OrgAccounting::new(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(store.clone()),
+        books.clone(),
+        clock.clone(),
+    );
     let outbox = std::sync::Arc::new(store::Outbox::new(&store));
     let mut services = app::Services::over(store, std::sync::Arc::new(gateway), outbox);
+    services.accounting = std::sync::Arc::new(by_org);
+    services.accounting_connect = std::sync::Arc::new(accounting::connect::XeroConnect::new(books));
     services.clock = clock;
     services.ids = ids;
     services

@@ -1,6 +1,8 @@
 //! Paybridge's DynamoDB adapter: one table (see `table`), the repositories that implement the
 //! app's ports, and idempotency records. Every call reports its consumed capacity to a `Meter`.
 
+mod accounting_configs;
+mod books;
 mod directory;
 mod error;
 mod gateway_configs;

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use app::payments::{MethodSummary, Payment};
 use app::ports::{
-    AttemptError, FinishError, InvoiceRead, Page, PaymentAttempts, PaymentRepo, PaymentWriteError,
-    StoreError,
+    AttemptError, Books, FinishError, InvoiceRead, Page, PaymentAttempts, PaymentRepo,
+    PaymentWriteError, StoreError,
 };
 
 use crate::Store;
@@ -353,6 +353,7 @@ impl PaymentAttempts for Store {
         &self,
         payment: &Payment,
         ledger: Option<&InvoiceRead>,
+        books: Option<&Books>,
         now: OffsetDateTime,
     ) -> Result<(), FinishError> {
         let mut items = vec![close_attempt(&self.table, payment, now)];
@@ -365,6 +366,9 @@ impl PaymentAttempts for Store {
                 now,
             )?;
             items.push(TransactWriteItem::builder().update(update).build());
+        }
+        if let Some(books) = books {
+            items.push(crate::books::books_put(&self.table, books, now));
         }
         match self.finish(items, payment).await {
             Err(Ok(codes)) if ledger.is_some() && condition_failed(&codes, 1) => {

@@ -69,11 +69,12 @@ fn follow_up_key(k: &FollowUpKey) -> Attrs {
             event_id,
         } => marker_key(gateway, org, event_id),
         FollowUpKey::Watch { org, payment } => watch_key(org, payment),
+        FollowUpKey::Books { org, payment } => crate::books::books_key(org, payment),
     }
 }
 
 /// A follow-up's name in the queue: its item's key.
-fn queue_id(item_key: &Attrs) -> String {
+pub(crate) fn queue_id(item_key: &Attrs) -> String {
     let i = Item(item_key);
     format!(
         "{}#{}",
@@ -83,7 +84,7 @@ fn queue_id(item_key: &Attrs) -> String {
 }
 
 /// The `due` index keys of a follow-up due at `at`.
-fn due_keys(id: &str, at: OffsetDateTime) -> [(String, AttributeValue); 2] {
+pub(crate) fn due_keys(id: &str, at: OffsetDateTime) -> [(String, AttributeValue); 2] {
     // FNV-1a: stable across processes and versions, unlike the std hasher.
     let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
@@ -110,7 +111,7 @@ fn money_attr(item: &mut Attrs, name: &str, value: Option<Money>) {
     }
 }
 
-fn read_money(attrs: &Attrs, name: &str) -> Result<Option<Money>, StoreError> {
+pub(crate) fn read_money(attrs: &Attrs, name: &str) -> Result<Option<Money>, StoreError> {
     if !attrs.contains_key(name) {
         return Ok(None);
     }
@@ -185,6 +186,7 @@ fn read_follow_up(attrs: &Attrs) -> Result<FollowUp, StoreError> {
             since: i.time("since")?,
             attempts,
         })),
+        crate::books::BOOKS => Ok(FollowUp::Books(Box::new(crate::books::read_books(attrs)?))),
         other => Err(StoreError(format!("unknown follow-up kind {other:?}"))),
     }
 }
@@ -711,6 +713,7 @@ impl WebhookRepo for Store {
             FollowUp::Effects(e) => e.attempts = e.attempts.saturating_sub(1),
             FollowUp::Held(h) => h.attempts = h.attempts.saturating_sub(1),
             FollowUp::Watch(w) => w.attempts = w.attempts.saturating_sub(1),
+            FollowUp::Books(b) => b.attempts = b.attempts.saturating_sub(1),
         }
         Ok(Some(Leased {
             follow_up,

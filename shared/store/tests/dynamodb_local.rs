@@ -455,7 +455,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     part.status = PaymentStatus::Succeeded;
     part.gateway_ref = Some("ch_1".into());
     store
-        .finish_approved(&part, Some(&read), NOW)
+        .finish_approved(&part, Some(&read), None, NOW)
         .await
         .unwrap();
     let after = store.read_invoice(&org, &number).await.unwrap().unwrap();
@@ -468,7 +468,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     );
     // Finishing twice is refused by the payment's own state, and the balance drops once.
     assert_eq!(
-        store.finish_approved(&part, Some(&after), NOW).await,
+        store.finish_approved(&part, Some(&after), None, NOW).await,
         Err(FinishError::NotPending)
     );
     assert_eq!(
@@ -489,7 +489,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     store.begin_attempt(&rest, lock_until, NOW).await.unwrap();
     rest.status = PaymentStatus::Succeeded;
     assert_eq!(
-        store.finish_approved(&rest, Some(&read), NOW).await,
+        store.finish_approved(&rest, Some(&read), None, NOW).await,
         Err(FinishError::InvoiceChanged)
     );
     assert_eq!(
@@ -514,7 +514,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     );
     // From a fresh read it pays the rest, and the invoice is paid.
     store
-        .finish_approved(&rest, Some(&after), NOW)
+        .finish_approved(&rest, Some(&after), None, NOW)
         .await
         .unwrap();
     let paid = store.read_invoice(&org, &number).await.unwrap().unwrap();

@@ -664,6 +664,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::webhook_admin::routes())
         .merge(crate::refunds::routes())
         .merge(crate::anet_admin::routes())
+        .merge(crate::accounting_admin::routes())
         .routes(routes!(enrol_customer, end_enrolment))
         .routes(routes!(get_gateway, put_gateway))
         .routes(routes!(test_gateway))
@@ -674,6 +675,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
     let routes = crate::base_routes()
         .merge(api)
-        .merge(crate::payer_admin::pages());
+        .merge(crate::payer_admin::pages())
+        .merge(crate::accounting_admin::pages());
     crate::layers::common(routes).with_state(state)
 }

@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the routes themselves.
 
 pub mod accept;
+pub mod accounting_admin;
 pub mod admin;
 pub mod anet_admin;
 pub mod anet_proxy;
@@ -110,6 +111,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(anet_proxy::routes())
         .merge(accept::pages())
         .merge(payer_admin::pages())
+        .merge(accounting_admin::pages())
         .merge(method_pages::pages())
         .merge(sign_in::pages())
         .merge(pages::routes())

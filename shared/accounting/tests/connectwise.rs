@@ -1,0 +1,515 @@
+//! The ConnectWise Manage adapter against the ConnectWise double: reads, paging, PDFs,
+//! write-back (once, through 500s, 429s and timeouts), reversals, refused keys.
+
+use std::time::{Duration, Instant};
+
+use accounting::connectwise::{self, ConnectWiseAccounting, ConnectWiseCredentials};
+use app::ports::{
+    Accounting, AccountingConfig, ConnectionCheck, PaymentPosting, PaymentReversal, Posted,
+};
+use devtools::connectwise_double::{ConnectWiseDouble, CwInvoice, Fault, Route};
+use domain::{
+    Currency, CustomerId, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentId, Secret,
+};
+use time::macros::date;
+
+const COMPANY: &str = "acmemsp";
+const PUBLIC: &str = "pubKEY123";
+const PRIVATE: &str = "privSECRET456";
+const CLIENT_ID: &str = "3c5b3b6e-0000-4000-8000-000000000001";
+
+fn org() -> OrgSlug {
+    OrgSlug::parse("acme").unwrap()
+}
+
+fn usd(s: &str) -> Money {
+    Money::parse(s, Currency::Usd).unwrap()
+}
+
+fn number(s: &str) -> InvoiceNumber {
+    InvoiceNumber::parse(s).unwrap()
+}
+
+fn credentials(double: &ConnectWiseDouble) -> ConnectWiseCredentials {
+    ConnectWiseCredentials {
+        site: double.url(),
+        codebase: double.codebase(),
+        company: COMPANY.to_owned(),
+        public_key: PUBLIC.to_owned(),
+        private_key: PRIVATE.to_owned(),
+        client_id: CLIENT_ID.to_owned(),
+        currency: None,
+    }
+}
+
+fn config(creds: &ConnectWiseCredentials) -> AccountingConfig {
+    AccountingConfig {
+        system: connectwise::NAME.to_owned(),
+        credentials: Secret::new(serde_json::to_string(creds).unwrap()),
+        version: 1,
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+fn adapter_with(
+    double: &ConnectWiseDouble,
+    http: reqwest::Client,
+    edit: impl FnOnce(&mut ConnectWiseCredentials),
+) -> ConnectWiseAccounting {
+    let mut creds = credentials(double);
+    edit(&mut creds);
+    ConnectWiseAccounting::new(http, org(), &config(&creds)).unwrap()
+}
+
+fn adapter(double: &ConnectWiseDouble) -> ConnectWiseAccounting {
+    adapter_with(double, accounting::http::http_client(), |_| {})
+}
+
+fn invoice(number: &str, company_id: u64, total: &str, balance: &str) -> CwInvoice {
+    CwInvoice {
+        number: number.to_owned(),
+        company_id,
+        company_name: if company_id == 250 {
+            "Acme Dental".to_owned()
+        } else {
+            format!("Company {company_id}")
+        },
+        total: total.to_owned(),
+        balance: balance.to_owned(),
+        currency: Some("USD".to_owned()),
+        date: date!(2026 - 11 - 01),
+        due_date: date!(2026 - 12 - 01),
+    }
+}
+
+/// A double with the member's keys and invoice INV1001 (1234.50 of 1500.00 left, company 250).
+async fn setup() -> (ConnectWiseDouble, u64) {
+    let double = ConnectWiseDouble::start().await;
+    double.add_member(COMPANY, PUBLIC, PRIVATE);
+    let id = double.add_invoice(invoice("INV1001", 250, "1500.00", "1234.50"));
+    (double, id)
+}
+
+fn posting(invoice: &str, amount: &str) -> PaymentPosting {
+    PaymentPosting {
+        org: org(),
+        payment: PaymentId::from_ulid("01JCW0000000000000000000AA").unwrap(),
+        invoice: number(invoice),
+        amount: usd(amount),
+        surcharge: usd("3.00"),
+        paid_on: date!(2026 - 11 - 15),
+        reference: "Paybridge pay_01JCW0000000000000000000AA visa 4242".to_owned(),
+    }
+}
+
+fn reversal(remote_id: &str, amount: &str) -> PaymentReversal {
+    PaymentReversal {
+        org: org(),
+        payment: PaymentId::from_ulid("01JCW0000000000000000000AA").unwrap(),
+        remote_id: remote_id.to_owned(),
+        id: "rev_1".to_owned(),
+        amount: usd(amount),
+        on: date!(2026 - 11 - 20),
+    }
+}
+
+fn remote_id(posted: &Posted) -> String {
+    match posted {
+        Posted::Recorded { remote_id } => remote_id.clone(),
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reads_an_invoice_with_its_exact_balance_and_company() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    let read = cw
+        .read_invoice(&org(), &number("INV1001"))
+        .await
+        .unwrap()
+        .expect("the invoice");
+    assert_eq!(read.ledger_version, None);
+    let invoice = read.invoice;
+    assert_eq!(invoice.number.as_str(), "INV1001");
+    assert_eq!(invoice.amount_due, usd("1234.50"));
+    assert_eq!(invoice.total, usd("1500.00"));
+    assert_eq!(invoice.customer_id.as_str(), "250");
+    assert_eq!(invoice.customer_name, "Acme Dental");
+    assert_eq!(invoice.status, InvoiceStatus::Open);
+    assert_eq!(invoice.issue_date, date!(2026 - 11 - 01));
+    assert_eq!(invoice.due_date, date!(2026 - 12 - 01));
+    assert!(cw.writes_back(&org()).await.unwrap());
+
+    double.set_balance("INV1001", "0");
+    let paid = cw.read_invoice(&org(), &number("INV1001")).await.unwrap();
+    assert_eq!(paid.unwrap().invoice.status, InvoiceStatus::Paid);
+
+    double.set_balance("INV1001", "10.00");
+    double.set_status("INV1001", "Voided");
+    let void = cw.read_invoice(&org(), &number("INV1001")).await.unwrap();
+    assert_eq!(void.unwrap().invoice.status, InvoiceStatus::Void);
+}
+
+#[tokio::test]
+async fn an_invoice_without_a_currency_is_in_the_connections_default() {
+    let (double, _) = setup().await;
+    double.add_invoice(CwInvoice {
+        currency: None,
+        ..invoice("AU-7", 250, "99.95", "99.95")
+    });
+    let cw = adapter_with(&double, accounting::http::http_client(), |c| {
+        c.currency = Some("AUD".to_owned());
+    });
+    let read = cw.read_invoice(&org(), &number("AU-7")).await.unwrap();
+    assert_eq!(
+        read.unwrap().invoice.amount_due,
+        Money::parse("99.95", Currency::Aud).unwrap()
+    );
+    // The invoice's own currency wins.
+    let usd_invoice = cw.read_invoice(&org(), &number("INV1001")).await.unwrap();
+    assert_eq!(usd_invoice.unwrap().invoice.amount_due, usd("1234.50"));
+}
+
+#[tokio::test]
+async fn an_unknown_invoice_is_none() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    assert_eq!(
+        cw.read_invoice(&org(), &number("INV9999")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        cw.invoice_pdf(&org(), &number("INV9999")).await.unwrap(),
+        None
+    );
+    assert_eq!(double.calls("invoiceNumber%3D%22INV9999%22"), 2);
+}
+
+#[tokio::test]
+async fn wrong_keys_are_an_error_and_a_refused_connection() {
+    let (double, _) = setup().await;
+    let good = adapter(&double);
+    assert_eq!(
+        good.test_connection(&org()).await.unwrap(),
+        ConnectionCheck::Accepted
+    );
+    assert_eq!(double.calls("GET /system/info"), 1);
+
+    let bad = adapter_with(&double, accounting::http::http_client(), |c| {
+        c.private_key = "wrong".to_owned();
+    });
+    let err = bad
+        .read_invoice(&org(), &number("INV1001"))
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("401"), "{err}");
+    assert!(!err.0.contains(PRIVATE) && !err.0.contains("wrong"));
+    match bad.test_connection(&org()).await.unwrap() {
+        ConnectionCheck::Refused(why) => {
+            assert!(why.starts_with("ConnectWise refused the API keys"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let posted = bad.post_payment(&posting("INV1001", "10.00")).await;
+    assert!(posted.is_err(), "{posted:?}");
+    assert!(double.payments().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_client_id_is_caught() {
+    let (double, _) = setup().await;
+    // The settings need one.
+    let mut creds = credentials(&double);
+    creds.client_id = " ".to_owned();
+    let err = ConnectWiseAccounting::new(accounting::http::http_client(), org(), &config(&creds))
+        .unwrap_err();
+    assert!(err.0.contains("client_id"), "{err}");
+    let err = ConnectWiseAccounting::new(
+        accounting::http::http_client(),
+        org(),
+        &AccountingConfig {
+            credentials: Secret::new(format!("{{\"site\":\"{}\"}}", double.url())),
+            ..config(&credentials(&double))
+        },
+    )
+    .unwrap_err();
+    assert!(err.0.contains("client_id"), "{err}");
+
+    // And ConnectWise (the double) answers a request without one with a 400 in its shape.
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/{}apis/3.0/system/info",
+            double.url(),
+            double.codebase()
+        ))
+        .basic_auth(format!("{COMPANY}+{PUBLIC}"), Some(PRIVATE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "BadRequest");
+    assert!(body["message"].as_str().unwrap().contains("clientId"));
+}
+
+#[tokio::test]
+async fn open_invoices_of_a_company_across_pages() {
+    let (double, _) = setup().await;
+    double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    double.add_invoice(invoice("INV1003", 250, "80.00", "0"));
+    double.add_invoice(invoice("INV1004", 300, "75.00", "75.00"));
+    double.add_invoice(invoice("INV1005", 250, "45.10", "45.10"));
+    let cw = adapter(&double).with_page_size(2);
+    let open = cw
+        .open_invoices(&org(), &CustomerId::parse("250").unwrap())
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = open.iter().map(|i| i.number.as_str()).collect();
+    assert_eq!(numbers, ["INV1001", "INV1002", "INV1005"]);
+    assert_eq!(open[2].amount_due, usd("45.10"));
+    assert!(open.iter().all(|i| i.customer_id.as_str() == "250"));
+    assert_eq!(double.calls("page=1&pageSize=2"), 1);
+    assert_eq!(double.calls("page=2&pageSize=2"), 1);
+    assert_eq!(double.calls("page=3"), 0);
+    // Not a ConnectWise company id: nothing, without a call.
+    let none = cw
+        .open_invoices(&org(), &CustomerId::parse("C-1").unwrap())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn the_invoice_pdf() {
+    let (double, id) = setup().await;
+    let cw = adapter(&double);
+    let pdf = cw
+        .invoice_pdf(&org(), &number("INV1001"))
+        .await
+        .unwrap()
+        .expect("a PDF");
+    assert!(pdf.starts_with(b"%PDF"));
+    assert!(String::from_utf8_lossy(&pdf).contains("INV1001"));
+    assert_eq!(double.calls(&format!("GET /finance/invoices/{id}/pdf")), 1);
+}
+
+#[tokio::test]
+async fn a_posting_is_written_once_and_a_replay_finds_it() {
+    let (double, id) = setup().await;
+    let cw = adapter(&double);
+    let first = cw
+        .post_payment(&posting("INV1001", "234.50"))
+        .await
+        .unwrap();
+    let remote = remote_id(&first);
+    let payments = double.payments();
+    assert_eq!(payments.len(), 1);
+    let p = &payments[0];
+    assert_eq!(remote, format!("{id}/{}", p.id));
+    // The invoice amount only: the surcharge goes to the gateway, not to ConnectWise.
+    assert_eq!(p.amount, "234.50");
+    assert_eq!(p.payment_type, "Payment");
+    assert_eq!(p.payment_date, "2026-11-15T00:00:00Z");
+    assert_eq!(p.invoice_id, id);
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+
+    let replay = cw
+        .post_payment(&posting("INV1001", "234.50"))
+        .await
+        .unwrap();
+    assert_eq!(remote_id(&replay), remote);
+    assert_eq!(double.payments().len(), 1);
+    assert_eq!(double.calls("POST /finance/invoices"), 1);
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+}
+
+#[tokio::test]
+async fn a_500_is_an_error_a_429_is_later_then_it_posts_once() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    let p = posting("INV1001", "100.00");
+
+    double.fail_next(Route::PaymentPost, vec![Fault::Status(500)]);
+    let err = cw.post_payment(&p).await.unwrap_err();
+    assert!(err.0.contains("500"), "{err}");
+
+    double.fail_next(
+        Route::PaymentPost,
+        vec![Fault::RateLimited {
+            retry_after_secs: 30,
+        }],
+    );
+    match cw.post_payment(&p).await.unwrap() {
+        Posted::Later { after, .. } => assert_eq!(after, Duration::from_secs(30)),
+        other => panic!("{other:?}"),
+    }
+
+    // Rate limited on the look before the write: later too.
+    double.fail_next(
+        Route::Payments,
+        vec![Fault::RateLimited {
+            retry_after_secs: 45,
+        }],
+    );
+    assert!(matches!(
+        cw.post_payment(&p).await.unwrap(),
+        Posted::Later { after, .. } if after == Duration::from_secs(45)
+    ));
+
+    remote_id(&cw.post_payment(&p).await.unwrap());
+    assert_eq!(double.payments().len(), 1);
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1134.50"));
+}
+
+#[tokio::test]
+async fn more_than_the_balance_is_refused_with_connectwises_words() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    match cw
+        .post_payment(&posting("INV1001", "1234.51"))
+        .await
+        .unwrap()
+    {
+        Posted::Refused(why) => assert!(why.contains("balance"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    double.set_status("INV1001", "Void");
+    assert!(matches!(
+        cw.post_payment(&posting("INV1001", "10.00")).await.unwrap(),
+        Posted::Refused(_)
+    ));
+    assert!(matches!(
+        cw.post_payment(&posting("INV404", "10.00")).await.unwrap(),
+        Posted::Refused(_)
+    ));
+    assert!(double.payments().is_empty());
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1234.50"));
+}
+
+#[tokio::test]
+async fn a_reversal_deletes_the_payment_and_restores_the_balance() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    let remote = remote_id(
+        &cw.post_payment(&posting("INV1001", "234.50"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+
+    // ConnectWise deletes whole payments: a partial one is left to the bookkeeper.
+    assert!(matches!(
+        cw.reverse_payment(&reversal(&remote, "34.50"))
+            .await
+            .unwrap(),
+        Posted::Refused(_)
+    ));
+    assert_eq!(double.payments().len(), 1);
+
+    let reversed = cw
+        .reverse_payment(&reversal(&remote, "234.50"))
+        .await
+        .unwrap();
+    assert_eq!(remote_id(&reversed), remote);
+    assert!(double.payments().is_empty());
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1234.50"));
+
+    let again = cw
+        .reverse_payment(&reversal(&remote, "234.50"))
+        .await
+        .unwrap();
+    assert_eq!(remote_id(&again), remote);
+    assert_eq!(double.calls("DELETE /finance/invoices"), 1);
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1234.50"));
+
+    assert!(matches!(
+        cw.reverse_payment(&reversal("ledger", "1.00"))
+            .await
+            .unwrap(),
+        Posted::Refused(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_slow_connectwise_is_an_error_and_a_timed_out_write_is_not_repeated() {
+    let (double, _) = setup().await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let cw = adapter_with(&double, http, |_| {});
+
+    double.fail_next(
+        Route::Invoices,
+        vec![Fault::Delay(Duration::from_millis(1500))],
+    );
+    let started = Instant::now();
+    let err = cw
+        .read_invoice(&org(), &number("INV1001"))
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("in time"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // The write was done but its answer came too late: the next try finds it.
+    double.fail_next(
+        Route::PaymentPost,
+        vec![Fault::Delay(Duration::from_millis(600))],
+    );
+    assert!(cw.post_payment(&posting("INV1001", "50.00")).await.is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    remote_id(&cw.post_payment(&posting("INV1001", "50.00")).await.unwrap());
+    assert_eq!(double.payments().len(), 1);
+    assert_eq!(double.calls("POST /finance/invoices"), 1);
+}
+
+#[tokio::test]
+async fn reads_wait_out_a_short_rate_limit_once() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    double.fail_next(
+        Route::Invoices,
+        vec![Fault::RateLimited {
+            retry_after_secs: 1,
+        }],
+    );
+    let read = cw.read_invoice(&org(), &number("INV1001")).await.unwrap();
+    assert_eq!(read.unwrap().invoice.amount_due, usd("1234.50"));
+    assert_eq!(double.calls("GET /finance/invoices?"), 2);
+
+    // Twice in a row, or a long wait: try again shortly.
+    double.fail_next(
+        Route::Invoices,
+        vec![
+            Fault::RateLimited {
+                retry_after_secs: 0,
+            },
+            Fault::RateLimited {
+                retry_after_secs: 0,
+            },
+        ],
+    );
+    assert!(cw.read_invoice(&org(), &number("INV1001")).await.is_err());
+    double.fail_next(
+        Route::Invoices,
+        vec![Fault::RateLimited {
+            retry_after_secs: 60,
+        }],
+    );
+    assert!(cw.read_invoice(&org(), &number("INV1001")).await.is_err());
+    double.fail_next(Route::Any, vec![Fault::Status(503)]);
+    assert!(cw.test_connection(&org()).await.is_err());
+}
+
+#[tokio::test]
+async fn one_connection_serves_one_org() {
+    let (double, _) = setup().await;
+    let cw = adapter(&double);
+    let other = OrgSlug::parse("globex").unwrap();
+    assert!(cw.read_invoice(&other, &number("INV1001")).await.is_err());
+    let mut p = posting("INV1001", "10.00");
+    p.org = other;
+    assert!(cw.post_payment(&p).await.is_err());
+    assert!(double.payments().is_empty());
+}
