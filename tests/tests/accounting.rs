@@ -533,3 +533,134 @@ async fn auto_pay_discovers_the_companys_open_invoices_in_connectwise() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_bank_debit_is_written_back_when_it_settles_and_reversed_when_it_comes_back() {
+    let (world, xero) = xero_world().await;
+    connect_xero(&world, &xero).await;
+    world.rotate_webhook_secret("demo", None).await;
+    xero.add_invoice(XeroInvoice::authorised(
+        "INV-2010", CONTACT, "220.00", "USD",
+    ));
+    let token = world.bank_token("000123456789", "Pat Lee").await;
+    let (status, _, payment) = call(
+        &pay_router(&world),
+        "POST",
+        "/api/pay/demo/INV-2010",
+        &[("idempotency-key", "k-bank")],
+        Some(json!({"token": token})),
+    )
+    .await;
+    assert_eq!(
+        (status, payment["status"].as_str()),
+        (StatusCode::CREATED, Some("pending")),
+        "{payment}"
+    );
+    run_queue(&world).await;
+    assert!(
+        xero.payments().is_empty(),
+        "not in the books before the bank has paid"
+    );
+
+    let id = payment["id"].as_str().unwrap();
+    let charge = world
+        .sandbox()
+        .charges(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.reference == id)
+        .unwrap()
+        .charge_id;
+    let router = world.local_router();
+    let (status, _) = world
+        .sandbox_event(
+            &router,
+            json!({"charge_id": charge, "type": "charge.settled"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        run_queue(&world).await;
+    }
+    let posted = xero.payments();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(
+        (posted[0].amount.as_str(), posted[0].deleted),
+        ("220.00", false)
+    );
+
+    // Returned by the bank (R01): the payment comes off the invoice in Xero again, once.
+    let (status, _) = world
+        .sandbox_event(
+            &router,
+            json!({"charge_id": charge, "type": "charge.returned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..3 {
+        run_queue(&world).await;
+    }
+    let posted = xero.payments();
+    assert_eq!(posted.len(), 1);
+    assert!(posted[0].deleted);
+    assert_eq!(xero.invoice("INV-2010").unwrap().amount_due, "220.00");
+    let (status, _) = world
+        .sandbox_event(
+            &router,
+            json!({"charge_id": charge, "type": "charge.returned", "event_id": "again"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    run_queue(&world).await;
+    assert_eq!(xero.calls("POST /api.xro/2.0/Payments/"), 1);
+}
+
+#[tokio::test]
+async fn an_expired_xero_token_is_refreshed_and_the_rotated_pair_kept_sealed() {
+    let (world, xero) = xero_world().await;
+    let first = connect_xero(&world, &xero).await;
+    xero.add_invoice(XeroInvoice::authorised("INV-2020", CONTACT, "12.00", "USD"));
+    xero.expire_access_tokens();
+    let (status, _, summary) = call(
+        &pay_router(&world),
+        "GET",
+        "/api/pay/demo/INV-2020",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["amount_due"]["amount"], "12.00");
+    let org = domain::OrgSlug::parse("demo").unwrap();
+    let stored = world
+        .services
+        .accounting_configs
+        .accounting_config(&org)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version, 2, "the rotated pair was stored");
+    assert!(!stored.credentials.expose().contains(&first));
+    let table = world.table_text().await;
+    let tokens: Value = serde_json::from_str(stored.credentials.expose()).unwrap();
+    for secret in [
+        &tokens["access_token"],
+        &tokens["refresh_token"],
+        &json!(APP_SECRET),
+    ] {
+        assert!(!table.contains(secret.as_str().unwrap()), "sealed at rest");
+    }
+    // A new function instance (cold start) reads the rotated pair and carries on.
+    world.services.accounting.forget(&org);
+    let (status, _, _) = call(
+        &pay_router(&world),
+        "GET",
+        "/api/pay/demo/INV-2020",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(xero.calls("POST /connect/token"), 1);
+}
