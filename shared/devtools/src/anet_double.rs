@@ -41,7 +41,6 @@
 //! has already is `E00039` with the existing `customerPaymentProfileId`.
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -426,7 +425,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct AnetDouble {
     shared: Shared,
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: crate::served::Served,
 }
 
 impl std::fmt::Debug for AnetDouble {
@@ -459,29 +458,11 @@ impl AnetDouble {
         let app = Router::new()
             .route(PATH, post(handle))
             .with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("anet-double".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the double");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                    tokio::select! {
-                        _ = axum::serve(listener, app).into_future() => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .expect("spawn the double's thread");
+        let server = crate::served::Served::start("anet-double", listener, app);
         AnetDouble {
             shared,
             addr,
-            shutdown: Some(stop),
+            _server: server,
         }
     }
 
@@ -701,14 +682,6 @@ impl AnetDouble {
             .expect("HMAC takes a key of any length");
         mac.update(body);
         format!("sha512={}", hex::encode_upper(mac.finalize().into_bytes()))
-    }
-}
-
-impl Drop for AnetDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

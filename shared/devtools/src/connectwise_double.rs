@@ -21,7 +21,6 @@
 //! [`ConnectWiseDouble::add_member`] (else 401). Faults are scripted per route with
 //! [`ConnectWiseDouble::fail_next`]. State is per instance (one per test).
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -149,20 +148,12 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct ConnectWiseDouble {
     shared: Shared,
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: crate::served::Served,
 }
 
 impl std::fmt::Debug for ConnectWiseDouble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ConnectWiseDouble({})", self.addr)
-    }
-}
-
-impl Drop for ConnectWiseDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -180,29 +171,11 @@ impl ConnectWiseDouble {
             ..Inner::default()
         }));
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("connectwise-double".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the double");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                    tokio::select! {
-                        _ = axum::serve(listener, app).into_future() => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .expect("spawn the double's thread");
+        let server = crate::served::Served::start("connectwise-double", listener, app);
         ConnectWiseDouble {
             shared,
             addr,
-            shutdown: Some(stop),
+            _server: server,
         }
     }
 

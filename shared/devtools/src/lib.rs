@@ -14,6 +14,7 @@ pub use moto::{MotoServer, aws_client_config};
 pub use process::{repo_root, tools_dir};
 
 mod process;
+mod served;
 mod tables;
 
 pub use store::local_client;

@@ -28,7 +28,6 @@
 //!   timed out, the answer was lost).
 
 use std::collections::{HashMap, VecDeque};
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -283,7 +282,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct XeroDouble {
     shared: Shared,
     addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: crate::served::Served,
 }
 
 impl std::fmt::Debug for XeroDouble {
@@ -339,29 +338,11 @@ impl XeroDouble {
         }
         let shared: Shared = Arc::new(Mutex::new(inner));
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("xero-double".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the double");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                    tokio::select! {
-                        _ = axum::serve(listener, app).into_future() => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .expect("spawn the double's thread");
+        let server = crate::served::Served::start("xero-double", listener, app);
         XeroDouble {
             shared,
             addr,
-            shutdown: Some(stop),
+            _server: server,
         }
     }
 
@@ -593,14 +574,6 @@ impl XeroDouble {
     /// Moves the double's clock on (token expiry, rate-limit windows).
     pub fn advance(&self, by: Duration) {
         self.inner().offset += by;
-    }
-}
-
-impl Drop for XeroDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
