@@ -542,6 +542,7 @@ impl Browser {
 }
 
 /// Log lines captured in memory, for tests that check what reaches the logs.
+pub mod real_browser;
 pub mod rig;
 
 pub mod logs {

@@ -2,6 +2,7 @@
 
 pub mod anet_double;
 pub mod anet_sdk;
+pub mod chromium;
 pub mod connectwise_double;
 pub mod dynamodb_local;
 pub mod localstripe;
