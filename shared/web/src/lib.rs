@@ -20,6 +20,7 @@ pub mod methods;
 mod pages;
 pub mod pay_now;
 mod payer_admin;
+pub mod payer_payments;
 pub mod portal;
 pub mod problem;
 pub mod refunds;
