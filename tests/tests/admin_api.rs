@@ -270,6 +270,7 @@ async fn payments_are_listed_newest_first_in_pages() {
             id: PaymentId::from_ulid(&format!("01JD8X3Q9M6V4W2K7T5R1N0P0{i}")).unwrap(),
             org: OrgSlug::parse("demo").unwrap(),
             invoice_number: InvoiceNumber::parse("INV-1").unwrap(),
+            customer_id: None,
             amount: Money::from_minor(minor, Currency::Usd).unwrap(),
             surcharge: Money::zero(Currency::Usd),
             status: PaymentStatus::Succeeded,

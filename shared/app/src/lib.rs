@@ -12,6 +12,8 @@ pub mod notices;
 pub mod orgs;
 pub mod passwords;
 pub mod pay_now;
+pub mod payer;
+pub mod payer_payments;
 pub mod payments;
 pub mod ports;
 pub mod refunds;

@@ -169,6 +169,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         id: cmd.payment_id.clone(),
         org: cmd.org.clone(),
         invoice_number: cmd.invoice.clone(),
+        customer_id: Some(read.invoice.customer_id.clone()),
         amount,
         surcharge,
         status: PaymentStatus::Pending,

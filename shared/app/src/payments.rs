@@ -10,6 +10,9 @@ pub struct Payment {
     pub id: PaymentId,
     pub org: OrgSlug,
     pub invoice_number: InvoiceNumber,
+    /// The invoice's customer, as the accounting system said when the payment began (None on
+    /// payments recorded before it was kept): what lets a payer find their payments.
+    pub customer_id: Option<domain::CustomerId>,
     pub amount: Money,
     pub surcharge: Money,
     pub status: PaymentStatus,

@@ -211,6 +211,17 @@ pub trait PaymentRepo: Send + Sync {
         limit: u16,
         cursor: Option<&str>,
     ) -> Result<Page<Payment>, StoreError>;
+    /// The customer's payments created in `[from, to)`, newest first, at most `limit`, after
+    /// `before` (the `next` of the page before).
+    async fn customer_payments(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        before: Option<&str>,
+        limit: u16,
+    ) -> Result<Page<Payment>, StoreError>;
     /// Moves the payment forward, only from `from` (a conditional write).
     async fn move_payment(
         &self,

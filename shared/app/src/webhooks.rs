@@ -178,7 +178,7 @@ pub(crate) async fn record(
 ) -> Result<Received, WebhookError> {
     match apply(s, org, gateway, event, Marker::New).await? {
         Step::Done(received) => Ok(received),
-        Step::Hold(payment) => hold(s, org, gateway, event, payment.as_ref()).await,
+        Step::Hold(payment) => hold(s, org, gateway, event, payment.as_deref()).await,
     }
 }
 
@@ -186,7 +186,7 @@ enum Step {
     Done(Received),
     /// The payment cannot take the event yet: not found by the gateway's charge id (our write
     /// may not be visible there yet), or its attempt is still open (the payment, then).
-    Hold(Option<Payment>),
+    Hold(Option<Box<Payment>>),
 }
 
 /// What an event does to a payment, decided from what was read.
@@ -259,7 +259,7 @@ async fn apply(
             None => return Ok(Step::Hold(None)),
         };
         if tracked.attempt_open {
-            return Ok(Step::Hold(Some(tracked.payment)));
+            return Ok(Step::Hold(Some(Box::new(tracked.payment))));
         }
         let payment = &tracked.payment;
         let plan = plan(&tracked, event);
@@ -583,7 +583,7 @@ async fn retry_held(
             {
                 // Nobody is finishing this attempt: ask the gateway what became of it, and
                 // write that as a retry of the payment would; then apply the event to it.
-                if let Err(e) = crate::pay_now::resolve_abandoned(s, payment).await {
+                if let Err(e) = crate::pay_now::resolve_abandoned(s, *payment).await {
                     tracing::info!(event = %held.event.id, error = %e, "an abandoned attempt could not be resolved yet");
                     break;
                 }
@@ -966,6 +966,7 @@ mod tests {
                 id: PaymentId::parse("pay_01JD8X3Q9M6V4W2K7T5R1N0P01").unwrap(),
                 org: OrgSlug::parse("demo").unwrap(),
                 invoice_number: InvoiceNumber::parse("INV-1").unwrap(),
+                customer_id: None,
                 amount: usd(10_000),
                 surcharge: usd(300),
                 status,

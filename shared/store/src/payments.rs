@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
-use domain::{Email, InvoiceNumber, Money, OrgSlug, PaymentId, PaymentStatus};
+use domain::{CustomerId, Email, InvoiceNumber, Money, OrgSlug, PaymentId, PaymentStatus};
 use time::OffsetDateTime;
 
 use app::payments::{MethodSummary, Payment};
@@ -22,6 +22,17 @@ use crate::table::{GSI1_PK, GSI1_SK, PK, SK};
 
 pub(crate) fn payment_sk(id: &PaymentId) -> String {
     format!("PAY#{id}")
+}
+
+/// `CPAY#<customer>#<created, ms>#<payment>`: the customer's payments, newest last, beside the
+/// org's other items (a payer's search reads only their customers' partitions of keys).
+fn customer_payment_sk(customer: &CustomerId, at: OffsetDateTime, id: &PaymentId) -> String {
+    format!("{}{id}", customer_payment_prefix(customer, at))
+}
+
+fn customer_payment_prefix(customer: &CustomerId, at: OffsetDateTime) -> String {
+    let ms = (at.unix_timestamp_nanos() / 1_000_000).max(0);
+    format!("CPAY#{customer}#{ms:013}#")
 }
 
 fn payment_item(p: &Payment) -> Attrs {
@@ -48,6 +59,9 @@ fn payment_item(p: &Payment) -> Attrs {
         item.insert("method_brand".into(), s(&m.brand));
         item.insert("method_last4".into(), s(&m.last4));
     }
+    if let Some(customer) = &p.customer_id {
+        item.insert("customer_id".into(), s(customer.as_str()));
+    }
     if let Some(gateway_ref) = &p.gateway_ref {
         item.insert("gateway_ref".into(), s(gateway_ref));
         // Lets a webhook find the payment by the gateway's transaction id.
@@ -71,6 +85,9 @@ pub(crate) fn read_payment(attrs: &Attrs) -> Result<Payment, StoreError> {
         id: i.parsed("payment_id", PaymentId::parse)?,
         org: i.parsed("org", OrgSlug::parse)?,
         invoice_number: i.parsed("invoice_number", InvoiceNumber::parse)?,
+        customer_id: i
+            .opt_s("customer_id")
+            .and_then(|c| CustomerId::parse(c).ok()),
         amount: money("amount")?,
         surcharge: money("surcharge")?,
         status: i.parsed("status", |st| PaymentStatus::parse(st).ok_or(()))?,
@@ -177,6 +194,73 @@ impl PaymentRepo for Store {
             .and(items.last())
             .map(|p| p.id.to_string());
         Ok(Page { items, next })
+    }
+
+    async fn customer_payments(
+        &self,
+        org: &OrgSlug,
+        customer: &CustomerId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        before: Option<&str>,
+        limit: u16,
+    ) -> Result<Page<Payment>, StoreError> {
+        let low = customer_payment_prefix(customer, from);
+        // A cursor of this customer's within the range narrows it; anything else is ignored.
+        let high = before
+            .filter(|b| b.starts_with(&format!("CPAY#{customer}#")) && **b > *low)
+            .map_or_else(|| customer_payment_prefix(customer, to), str::to_owned);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(org_pk(org)))
+            .expression_attribute_values(":low", s(&low))
+            // BETWEEN is inclusive: the bound itself (the cursor's own key) is dropped below.
+            .expression_attribute_values(":high", s(&high))
+            .scan_index_forward(false)
+            .limit(i32::from(limit.clamp(1, 100)) + 1)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query (customer payments)", e))?;
+        self.meter.record(Kind::Read, out.consumed_capacity());
+        let mut keys: Vec<String> = out
+            .items()
+            .iter()
+            .filter_map(|a| Item(a).opt_s(SK).map(str::to_owned))
+            .filter(|sk| *sk != high)
+            .collect();
+        let more =
+            keys.len() > usize::from(limit.clamp(1, 100)) || out.last_evaluated_key().is_some();
+        keys.truncate(usize::from(limit.clamp(1, 100)));
+        let wanted: Vec<Attrs> = keys
+            .iter()
+            .filter_map(|sk| sk.rsplit('#').next())
+            .filter_map(|id| PaymentId::parse(id).ok())
+            .map(|id| key(org_pk(org), payment_sk(&id)))
+            .collect();
+        let found = self.batch_get(wanted).await?;
+        let mut items = Vec::with_capacity(keys.len());
+        for sk in &keys {
+            let Some(id) = sk
+                .rsplit('#')
+                .next()
+                .and_then(|id| PaymentId::parse(id).ok())
+            else {
+                continue;
+            };
+            if let Some(attrs) = found.get(&(org_pk(org), payment_sk(&id))) {
+                items.push(read_payment(attrs)?);
+            }
+        }
+        Ok(Page {
+            items,
+            next: if more { keys.last().cloned() } else { None },
+        })
     }
 
     async fn move_payment(
@@ -316,7 +400,7 @@ impl PaymentAttempts for Store {
                 n(lock_until.unix_timestamp() + 3600),
             ),
         ]);
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .put(
                     Put::builder()
@@ -341,6 +425,27 @@ impl PaymentAttempts for Store {
                 )
                 .build(),
         ];
+        if let Some(customer) = &payment.customer_id {
+            let mut index = key(
+                org_pk(&payment.org),
+                customer_payment_sk(customer, payment.created_at, &payment.id),
+            );
+            index.extend([
+                ("type".into(), s("customer_payment")),
+                ("payment_id".into(), s(payment.id.as_str())),
+            ]);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(index))
+                            .build()
+                            .expect("put has its fields"),
+                    )
+                    .build(),
+            );
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(Ok(codes)) if condition_failed(&codes, 0) => Err(AttemptError::Exists),

@@ -334,6 +334,7 @@ fn payment(id: &str, invoice: &str, minor: u64) -> Payment {
         id: PaymentId::from_ulid(id).unwrap(),
         org: slug("demo"),
         invoice_number: InvoiceNumber::parse(invoice).unwrap(),
+        customer_id: None,
         amount: Money::from_minor(minor, Currency::Usd).unwrap(),
         surcharge: Money::zero(Currency::Usd),
         status: PaymentStatus::Pending,

@@ -146,6 +146,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me))
         .merge(crate::schedules::routes())
+        .merge(crate::payer_api::routes())
+        .merge(crate::payer_payments::routes())
 }
 
 /// The `portal` function's router.

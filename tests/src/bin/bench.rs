@@ -96,6 +96,7 @@ fn payment(i: usize, invoice: &str) -> Payment {
         id: PaymentId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
         org: OrgSlug::parse("bench").unwrap(),
         invoice_number: InvoiceNumber::parse(invoice).unwrap(),
+        customer_id: None,
         amount: Money::from_minor(100 + i as u64, Currency::Usd).unwrap(),
         surcharge: Money::zero(Currency::Usd),
         status: PaymentStatus::Pending,
@@ -285,6 +286,7 @@ async fn main() {
     rows.push(payer_admin_page(&store, runs).await);
     rows.extend(saved_methods(&store, runs).await);
     rows.extend(webhooks(&store, runs).await);
+    rows.extend(books_and_search(&store, runs).await);
     let ticks = if "tick-due".contains(filter.as_str()) || filter.starts_with("tick") {
         vec![
             tick_due(20).await,
@@ -749,4 +751,81 @@ async fn webhooks(store: &Store, runs: usize) -> [Row; 4] {
     })
     .await;
     [settle, again, effects, returned]
+}
+
+/// The write-back's bookkeeping per payment (queue, lease, progress, done: the accounting
+/// system's own call is not DynamoDB's), and a payer's search: one customer's page of 20.
+async fn books_and_search(store: &Store, runs: usize) -> Vec<Row> {
+    let org = OrgSlug::parse("bench").unwrap();
+    let books = |i: usize| Books {
+        posting: PaymentPosting {
+            org: org.clone(),
+            payment: PaymentId::from_ulid(&ulid::Ulid::new().to_string()).unwrap(),
+            invoice: InvoiceNumber::parse(&format!("INV-{i}")).unwrap(),
+            amount: Money::from_minor(1000, Currency::Usd).unwrap(),
+            surcharge: Money::zero(Currency::Usd),
+            paid_on: NOW.date(),
+            reference: "Paybridge bench".into(),
+        },
+        posted: None,
+        want_reversed: false,
+        reversed: false,
+        unprocessed: None,
+        last_error: None,
+        attempts: 0,
+        queued_at: NOW,
+        updated_at: NOW,
+    };
+    let write_back = measure(store, "write-back: queue, lease, post, close", runs, |i| {
+        let s = store.clone();
+        let mut b = books(i);
+        async move {
+            s.queue_books(&b, NOW).await.unwrap();
+            let key = FollowUpKey::Books {
+                org: b.posting.org.clone(),
+                payment: b.posting.payment.clone(),
+            };
+            let lease = format!("l{i}");
+            s.lease(&key, &lease, NOW, NOW + time::Duration::minutes(2))
+                .await
+                .unwrap()
+                .expect("due");
+            b.posted = Some("remote".into());
+            s.books_progress(&b, &lease).await.unwrap();
+            assert!(s.books_done(&b, Some(&lease), "posted", NOW).await.unwrap());
+        }
+    })
+    .await;
+    let customer = CustomerId::parse("c-bench").unwrap();
+    for i in 0..50 {
+        let mut p = payment(i, "INV-SEARCH");
+        p.customer_id = Some(customer.clone());
+        p.invoice_number = InvoiceNumber::parse(&format!("INV-S{i}")).unwrap();
+        p.created_at = NOW + time::Duration::seconds(i as i64);
+        store
+            .begin_attempt(&p, NOW + time::Duration::minutes(1), NOW)
+            .await
+            .unwrap();
+    }
+    let search = measure(store, "a customer's payments (page of 20)", runs, |_| {
+        let s = store.clone();
+        let org = org.clone();
+        let customer = customer.clone();
+        async move {
+            let page = s
+                .customer_payments(
+                    &org,
+                    &customer,
+                    OffsetDateTime::UNIX_EPOCH,
+                    NOW + time::Duration::days(1),
+                    None,
+                    20,
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 20);
+        }
+    })
+    .await;
+    vec![write_back, search]
 }
