@@ -1,5 +1,6 @@
 //! Paybridge's domain: pure types and rules. No I/O, no AWS, no HTTP.
 
+mod allocation;
 mod card;
 mod ids;
 mod invoice;
@@ -10,6 +11,7 @@ mod payment;
 mod secret;
 mod surcharge;
 
+pub use allocation::{Allocation, AllocationError, allocate};
 pub use card::card_brand;
 pub use ids::{
     ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId,
