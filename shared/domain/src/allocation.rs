@@ -137,35 +137,35 @@ mod tests {
     #[test]
     fn a_lump_sum_pays_the_oldest_first() {
         let invoices = [
-            invoice("INV-3", date!(2026 - 12 - 20), 300_00),
-            invoice("INV-1", date!(2026 - 11 - 01), 100_00),
-            invoice("INV-2", date!(2026 - 11 - 15), 200_00),
+            invoice("INV-3", date!(2026 - 12 - 20), 30000),
+            invoice("INV-1", date!(2026 - 11 - 01), 10000),
+            invoice("INV-2", date!(2026 - 11 - 15), 20000),
         ];
-        let parts = allocate(&invoices, Some(usd(250_00))).unwrap();
+        let parts = allocate(&invoices, Some(usd(25000))).unwrap();
         assert_eq!(
             split(&parts),
-            [("INV-1".into(), 100_00), ("INV-2".into(), 150_00)]
+            [("INV-1".into(), 10000), ("INV-2".into(), 15000)]
         );
         let all = allocate(&invoices, None).unwrap();
         assert_eq!(
             split(&all),
             [
-                ("INV-1".into(), 100_00),
-                ("INV-2".into(), 200_00),
-                ("INV-3".into(), 300_00)
+                ("INV-1".into(), 10000),
+                ("INV-2".into(), 20000),
+                ("INV-3".into(), 30000)
             ]
         );
     }
 
     #[test]
     fn what_cannot_be_paid_together_is_refused() {
-        let a = invoice("INV-1", date!(2026 - 11 - 01), 100_00);
+        let a = invoice("INV-1", date!(2026 - 11 - 01), 10000);
         assert_eq!(allocate(&[], None), Err(AllocationError::NoInvoices));
         assert!(matches!(
             allocate(&[a.clone(), a.clone()], None),
             Err(AllocationError::Twice(_))
         ));
-        let mut other = invoice("INV-2", date!(2026 - 11 - 01), 100_00);
+        let mut other = invoice("INV-2", date!(2026 - 11 - 01), 10000);
         other.customer_id = CustomerId::parse("c2").unwrap();
         assert!(matches!(
             allocate(&[a.clone(), other], None),
@@ -182,7 +182,7 @@ mod tests {
             Err(AllocationError::Zero)
         );
         assert_eq!(
-            allocate(&[a], Some(usd(100_01))),
+            allocate(&[a], Some(usd(10001))),
             Err(AllocationError::MoreThanDue("USD 100.00".into()))
         );
     }
