@@ -178,7 +178,7 @@ mod tests {
             Err(AllocationError::NotPayable(_))
         ));
         assert_eq!(
-            allocate(&[a.clone()], Some(usd(0))),
+            allocate(std::slice::from_ref(&a), Some(usd(0))),
             Err(AllocationError::Zero)
         );
         assert_eq!(
