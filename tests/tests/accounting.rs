@@ -664,3 +664,26 @@ async fn an_expired_xero_token_is_refreshed_and_the_rotated_pair_kept_sealed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(xero.calls("POST /connect/token"), 1);
 }
+
+#[tokio::test]
+async fn a_rate_limit_delays_a_write_back_but_never_parks_it() {
+    let (world, xero) = xero_world().await;
+    connect_xero(&world, &xero).await;
+    xero.add_invoice(XeroInvoice::authorised("INV-2030", CONTACT, "19.99", "USD"));
+    let (status, _) = pay(&world, "INV-2030", "k-1").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let limited = Fault::RateLimited {
+        retry_after_secs: 60,
+        problem: "minute",
+    };
+    let tries = app::books::MAX_ATTEMPTS as usize + 4;
+    xero.fail_next(Route::Payments, vec![limited; tries]);
+    for _ in 0..tries {
+        assert_eq!(run_queue(&world).await.waiting, 1);
+        later(&world, Duration::seconds(61));
+    }
+    let (_, list) = api(&world, "GET", "/api/orgs/demo/unprocessed-payments", None).await;
+    assert_eq!(list["items"], json!([]), "a rate limit parks nothing");
+    assert_eq!(run_queue(&world).await.done, 1);
+    assert_eq!(xero.payments().len(), 1);
+}

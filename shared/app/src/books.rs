@@ -173,17 +173,23 @@ pub(crate) async fn run(
             return Ok(FollowUpRun::Waiting);
         }
         Ok(Posted::Later { after, why }) => {
+            // A rate limit is not a failure: it waits its turn without using up a try, so
+            // that a limit can delay a write but never park (or lose) it.
             books.last_error = Some(why);
-            Duration::try_from(after).unwrap_or(Duration::hours(1))
+            let wait = Duration::try_from(after).unwrap_or(Duration::hours(1));
+            s.books.books_progress(&books, lease).await?;
+            s.webhooks.reschedule(key, lease, &[], now + wait).await?;
+            return Ok(FollowUpRun::Waiting);
         }
         Err(e) => {
-            tracing::warn!(payment = %books.posting.payment, error = %e, attempts = books.attempts + 1, "write-back failed; it will be tried again");
+            books.attempts += 1;
+            tracing::warn!(payment = %books.posting.payment, error = %e, attempts = books.attempts, "write-back failed; it will be tried again");
             books.last_error = Some(e.0);
-            backoff(books.attempts)
+            backoff(books.attempts - 1)
         }
     };
     s.books.books_progress(&books, lease).await?;
-    if books.attempts + 1 >= MAX_ATTEMPTS {
+    if books.attempts >= MAX_ATTEMPTS {
         let why = format!(
             "not written back after {MAX_ATTEMPTS} tries: {}",
             books.last_error.as_deref().unwrap_or("no answer")

@@ -154,7 +154,12 @@ impl BooksRepo for Store {
     }
 
     async fn books_progress(&self, b: &Books, lease: &str) -> Result<(), StoreError> {
-        let mut sets = vec!["reversed = :reversed", "updated_at = :now"];
+        // `attempts` as the run counted them (the lease counted one; a rate limit gives it back).
+        let mut sets = vec![
+            "reversed = :reversed",
+            "updated_at = :now",
+            "attempts = :attempts",
+        ];
         let mut removes = vec![];
         let mut update = self
             .client
@@ -165,6 +170,7 @@ impl BooksRepo for Store {
             .expression_attribute_names("#lease", "lease")
             .expression_attribute_values(":lease", s(lease))
             .expression_attribute_values(":reversed", AttributeValue::Bool(b.reversed))
+            .expression_attribute_values(":attempts", n(b.attempts))
             .expression_attribute_values(":now", time(b.updated_at));
         match &b.posted {
             Some(posted) => {
