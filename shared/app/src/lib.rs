@@ -1,5 +1,6 @@
 //! Paybridge's use cases over ports. No AWS, HTTP or Lambda crates: the compiler keeps it so.
 
+pub mod account;
 pub mod accounting;
 pub mod anet_proxy;
 pub mod autopay;

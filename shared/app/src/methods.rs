@@ -548,6 +548,9 @@ pub async fn notify_expiring_cards(s: &Services, now: OffsetDateTime) -> Result<
             let Some(user) = s.users.get_user(&card.user).await? else {
                 continue;
             };
+            if !crate::account::wants(s, &user.id, crate::account::EmailKind::ExpiringCards).await {
+                continue;
+            }
             if !org_names.contains_key(&card.org) {
                 let name = s
                     .orgs

@@ -145,7 +145,9 @@ pub async fn payment_outcome(s: &Services, payment: &Payment, org_name: &str, cu
     if payment.status == PaymentStatus::Failed {
         return;
     }
-    if let Some(to) = &payment.receipt_email {
+    if let Some(to) = &payment.receipt_email
+        && crate::account::wants_at(s, to, crate::account::EmailKind::Receipts).await
+    {
         let message = Receipt::of(payment, org_name, customer_name).email(to.clone());
         if let Err(e) = s.mailer.send(&message).await {
             tracing::error!(payment = %payment.id, error = %e, "receipt not sent");

@@ -94,6 +94,44 @@ pub trait UserRepo: Send + Sync {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     /// The users with these ids that exist, in one batch read (names for a list of members).
     async fn get_users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
+    /// Replaces the user's password hash; Ok(false) when there is no such user.
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        hash: &Secret<String>,
+    ) -> Result<bool, StoreError>;
+    /// The user's notification preferences (all on where never set); None without the user.
+    async fn notification_prefs(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<NotificationPrefs>, StoreError>;
+    /// Replaces the user's notification preferences; Ok(false) when there is no such user.
+    async fn set_notification_prefs(
+        &self,
+        id: &UserId,
+        prefs: &NotificationPrefs,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Which emails a user wants, kept on the user item; all on by default. Emails to an address
+/// that is no user's (a guest's receipt) always go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationPrefs {
+    pub receipts: bool,
+    pub payment_failures: bool,
+    pub upcoming_debits: bool,
+    pub expiring_cards: bool,
+}
+
+impl Default for NotificationPrefs {
+    fn default() -> Self {
+        NotificationPrefs {
+            receipts: true,
+            payment_failures: true,
+            upcoming_debits: true,
+            expiring_cards: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1150,6 +1188,15 @@ pub trait SessionRepo: Send + Sync {
     async fn get_session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     async fn touch_session(&self, token_hash: &str, now: OffsetDateTime) -> Result<(), StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// The token hashes of every session of the user, from the user's own partition (no scan);
+    /// may include sessions past their end that DynamoDB has not removed yet.
+    async fn sessions_of_user(&self, user: &UserId) -> Result<Vec<String>, StoreError>;
+    /// Ends these sessions of the user: each session and its entry in the user's index.
+    async fn delete_sessions(
+        &self,
+        user: &UserId,
+        token_hashes: &[String],
+    ) -> Result<(), StoreError>;
 }
 
 /// Counters of failed attempts (declined guest payments, failed logins) in fixed windows, read

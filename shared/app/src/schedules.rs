@@ -651,6 +651,17 @@ struct NoticeHtml<'a> {
 /// Emails the payer what happened to the schedule and what happens next. A failure to send is
 /// logged: it never undoes what was written.
 async fn tell(s: &Services, org: &Org, payer: &User, x: &Schedule, told: Told) {
+    use crate::account::EmailKind;
+    let kind = match told {
+        Told::Upcoming => Some(EmailKind::UpcomingDebits),
+        Told::Retrying | Told::SecondaryNext | Told::Failed => Some(EmailKind::PaymentFailures),
+        Told::Skipped => None,
+    };
+    if let Some(kind) = kind
+        && !crate::account::wants(s, &payer.id, kind).await
+    {
+        return;
+    }
     let amount = x
         .amount
         .map(|a| a.to_string())
@@ -823,6 +834,9 @@ fn local_day(org: &Org, at: OffsetDateTime) -> Date {
 
 /// Warns the payer that the card auto-pay will charge has expired by the payment's day.
 pub async fn tell_card_expires(s: &Services, org: &Org, payer: &User, x: &Schedule, card: &str) {
+    if !crate::account::wants(s, &payer.id, crate::account::EmailKind::ExpiringCards).await {
+        return;
+    }
     let invoice = &x.invoice;
     let lines = [
         format!(

@@ -47,7 +47,9 @@ fn decoy_hash() -> &'static Secret<String> {
     })
 }
 
-fn login_keys(email: &str, client: Option<&str>) -> Vec<(String, u32)> {
+/// The failed-sign-in limits of an email from an address (a wrong current password when
+/// changing it counts against the same ones: `account::change_password`).
+pub(crate) fn login_keys(email: &str, client: Option<&str>) -> Vec<(String, u32)> {
     let client = client.unwrap_or("unknown");
     vec![
         (format!("login#{email}#{client}"), PER_EMAIL_AND_CLIENT),

@@ -719,7 +719,9 @@ async fn compose(
         return Ok(messages);
     }
     if !reversed {
-        if let Some(to) = &payment.receipt_email {
+        if let Some(to) = &payment.receipt_email
+            && crate::account::wants_at(s, to, crate::account::EmailKind::Receipts).await
+        {
             let receipt = Receipt::of(&payment, &org_name, &customer_name).email(to.clone());
             messages.push(("payer".to_owned(), Message::Mail(Box::new(receipt))));
         }
@@ -727,7 +729,9 @@ async fn compose(
     }
     let notice =
         |for_admin: bool| Reversal::of(&payment, effects, &org_name, &customer_name, for_admin);
-    if let Some(to) = &payment.receipt_email {
+    if let Some(to) = &payment.receipt_email
+        && crate::account::wants_at(s, to, crate::account::EmailKind::PaymentFailures).await
+    {
         messages.push((
             "payer".to_owned(),
             Message::Mail(Box::new(notice(false).email(to.clone()))),

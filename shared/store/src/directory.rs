@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use app::ports::{
     AddMemberError, ApiKeyRecord, ApiKeyRepo, CreateOrgError, CreateUserError, FirstAdmin,
-    MembershipRepo, OrgRepo, StoreError, User, UserRepo,
+    MembershipRepo, NotificationPrefs, OrgRepo, StoreError, User, UserRepo,
 };
 
 use crate::Store;
@@ -485,6 +485,90 @@ impl UserRepo for Store {
         };
         let id = Item(&marker).parsed("user_id", UserId::parse)?;
         self.get_user(&id).await
+    }
+
+    /// One UpdateItem of the user item (1 write).
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        hash: &Secret<String>,
+    ) -> Result<bool, StoreError> {
+        self.update_user(id, [("password_hash", s(hash.expose()))])
+            .await
+    }
+
+    async fn notification_prefs(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<NotificationPrefs>, StoreError> {
+        let Some(attrs) = self.get_item(user_pk(id), "USER").await? else {
+            return Ok(None);
+        };
+        // Never set: on.
+        let on = |name: &str| !matches!(attrs.get(name), Some(AttributeValue::Bool(false)));
+        Ok(Some(NotificationPrefs {
+            receipts: on(NOTIFY_RECEIPTS),
+            payment_failures: on(NOTIFY_FAILURES),
+            upcoming_debits: on(NOTIFY_UPCOMING),
+            expiring_cards: on(NOTIFY_EXPIRING),
+        }))
+    }
+
+    /// One UpdateItem of the user item (1 write).
+    async fn set_notification_prefs(
+        &self,
+        id: &UserId,
+        prefs: &NotificationPrefs,
+    ) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            [
+                (NOTIFY_RECEIPTS, AttributeValue::Bool(prefs.receipts)),
+                (
+                    NOTIFY_FAILURES,
+                    AttributeValue::Bool(prefs.payment_failures),
+                ),
+                (NOTIFY_UPCOMING, AttributeValue::Bool(prefs.upcoming_debits)),
+                (NOTIFY_EXPIRING, AttributeValue::Bool(prefs.expiring_cards)),
+            ],
+        )
+        .await
+    }
+}
+
+/// The user item's notification preferences (absent: on).
+const NOTIFY_RECEIPTS: &str = "notify_receipts";
+const NOTIFY_FAILURES: &str = "notify_payment_failures";
+const NOTIFY_UPCOMING: &str = "notify_upcoming_debits";
+const NOTIFY_EXPIRING: &str = "notify_expiring_cards";
+
+impl Store {
+    /// Sets attributes of an existing user item; Ok(false) when there is no such user.
+    async fn update_user<const N: usize>(
+        &self,
+        id: &UserId,
+        attrs: [(&str, AttributeValue); N],
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(id), "USER")))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let mut sets = Vec::new();
+        for (i, (name, value)) in attrs.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        self.conditional("UpdateItem", result)
     }
 }
 

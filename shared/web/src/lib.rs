@@ -24,6 +24,7 @@ pub mod payer_api;
 pub mod payer_payments;
 mod pdf;
 pub mod portal;
+mod portal_pages;
 pub mod problem;
 pub mod refunds;
 pub mod sandbox;
@@ -117,6 +118,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(accounting_admin::pages())
         .merge(method_pages::pages())
         .merge(sign_in::pages())
+        .merge(portal_pages::pages())
         .merge(pages::routes())
         .with_state(state);
     layers::common(functions.merge(extra))

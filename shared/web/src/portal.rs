@@ -145,6 +145,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .merge(crate::sign_in::api_routes())
         .merge(crate::schedules::routes())
         .merge(crate::payer_api::routes())
         .merge(crate::payer_payments::routes())
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
     let routes = crate::base_routes()
         .merge(api)
-        .merge(crate::sign_in::pages());
+        .merge(crate::sign_in::pages())
+        .merge(crate::portal_pages::pages());
     crate::layers::common(routes).with_state(state)
 }
