@@ -315,6 +315,28 @@ impl World {
 
     /// Adds a ledger invoice of `customer` to an org (its currency).
     pub async fn add_invoice_of(&self, org: &str, number: &str, total: &str, customer: &str) {
+        let due = NOW.date() + time::Duration::days(30);
+        self.add_ledger_invoice(
+            org,
+            number,
+            total,
+            (customer, "Harbor Dental"),
+            NOW.date(),
+            due,
+        )
+        .await;
+    }
+
+    /// Adds a ledger invoice in the org's currency: `customer` is (id, name).
+    pub async fn add_ledger_invoice(
+        &self,
+        org: &str,
+        number: &str,
+        total: &str,
+        customer: (&str, &str),
+        issue_date: time::Date,
+        due_date: time::Date,
+    ) {
         let s = &self.services;
         let slug = OrgSlug::parse(org).unwrap();
         let currency = s
@@ -327,12 +349,12 @@ impl World {
             .default_currency;
         let new = app::ledger::NewInvoice {
             invoice_number: number.into(),
-            customer_id: customer.into(),
-            customer_name: "Harbor Dental".into(),
+            customer_id: customer.0.into(),
+            customer_name: customer.1.into(),
             total: total.into(),
             currency: None,
-            issue_date: NOW.date(),
-            due_date: NOW.date() + time::Duration::days(30),
+            issue_date,
+            due_date,
         };
         app::ledger::add_invoice(s.ledger.as_ref(), s.clock.as_ref(), &slug, currency, &new)
             .await

@@ -16,26 +16,10 @@ const APP_SECRET: &str = "xero-app-secret-0123456789";
 
 /// Adds a ledger invoice to demo (USD) with a customer's name and a due date.
 async fn invoice(world: &World, number: &str, total: &str, customer: (&str, &str), due: Date) {
-    let s = &world.services;
-    let new = app::ledger::NewInvoice {
-        invoice_number: number.into(),
-        customer_id: customer.0.into(),
-        customer_name: customer.1.into(),
-        total: total.into(),
-        currency: None,
-        issue_date: NOW.date() - Duration::days(40),
-        due_date: due,
-    };
-    let demo = domain::OrgSlug::parse("demo").unwrap();
-    app::ledger::add_invoice(
-        s.ledger.as_ref(),
-        s.clock.as_ref(),
-        &demo,
-        domain::Currency::Usd,
-        &new,
-    )
-    .await
-    .unwrap();
+    let issue = NOW.date() - Duration::days(40);
+    world
+        .add_ledger_invoice("demo", number, total, customer, issue, due)
+        .await;
 }
 
 /// A GET as a browser sends it (the session cookie, if any): status, headers, raw body.

@@ -13,26 +13,11 @@ const DASHBOARD: &str = "/portal/orgs/demo";
 
 /// Adds a ledger invoice to demo (USD) of `customer`, due on `due`.
 async fn invoice(world: &World, number: &str, total: &str, customer: &str, due: Date) {
-    let s = &world.services;
-    let new = app::ledger::NewInvoice {
-        invoice_number: number.into(),
-        customer_id: customer.into(),
-        customer_name: format!("Customer {customer}"),
-        total: total.into(),
-        currency: None,
-        issue_date: NOW.date() - Duration::days(40),
-        due_date: due,
-    };
-    let demo = domain::OrgSlug::parse("demo").unwrap();
-    app::ledger::add_invoice(
-        s.ledger.as_ref(),
-        s.clock.as_ref(),
-        &demo,
-        domain::Currency::Usd,
-        &new,
-    )
-    .await
-    .unwrap();
+    let name = format!("Customer {customer}");
+    let issue = NOW.date() - Duration::days(40);
+    world
+        .add_ledger_invoice("demo", number, total, (customer, &name), issue, due)
+        .await;
 }
 
 /// Pays a demo invoice as a guest with a sandbox test card: the payment's JSON.

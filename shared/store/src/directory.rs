@@ -427,27 +427,8 @@ impl OrgRepo for Store {
         slug: &OrgSlug,
         settings: &OrgSettings,
     ) -> Result<bool, StoreError> {
-        let attrs = settings_attrs(settings);
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(org_pk(slug), "ORG")))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let mut sets = Vec::new();
-        for (i, (name, value)) in attrs.into_iter().enumerate() {
-            sets.push(format!("#a{i} = :a{i}"));
-            update = update
-                .expression_attribute_names(format!("#a{i}"), name)
-                .expression_attribute_values(format!(":a{i}"), value);
-        }
-        let result = update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await;
-        self.conditional("UpdateItem", result)
+        self.set_on_existing(key(org_pk(slug), "ORG"), settings_attrs(settings))
+            .await
     }
 }
 
@@ -549,11 +530,24 @@ impl Store {
         id: &UserId,
         attrs: [(&str, AttributeValue); N],
     ) -> Result<bool, StoreError> {
+        let attrs = attrs
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value));
+        self.set_on_existing(key(user_pk(id), "USER"), attrs).await
+    }
+
+    /// Sets attributes of an existing item (every name aliased, so reserved words are fine);
+    /// Ok(false) when there is no such item.
+    async fn set_on_existing(
+        &self,
+        item_key: Attrs,
+        attrs: impl IntoIterator<Item = (String, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(id), "USER")))
+            .set_key(Some(item_key))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
