@@ -101,6 +101,37 @@ pub(crate) fn read_books(attrs: &Attrs) -> Result<Books, StoreError> {
     })
 }
 
+impl Store {
+    /// The update that puts a write-back in the queue again, due at `at`, and off the
+    /// unprocessed list, setting `also` too; the caller adds its condition and values.
+    fn back_in_queue(
+        &self,
+        org: &OrgSlug,
+        payment: &PaymentId,
+        at: OffsetDateTime,
+        also: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let item_key = books_key(org, payment);
+        let [(pk_name, pk), (sk_name, sk)] = due_keys(&queue_id(&item_key), at);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .update_expression(format!(
+                "SET {also}, #duepk = :duepk, #duesk = :duesk, updated_at = :now \
+                 REMOVE parked_why, #gsi1pk, #gsi1sk"
+            ))
+            .expression_attribute_names("#duepk", pk_name)
+            .expression_attribute_names("#duesk", sk_name)
+            .expression_attribute_names("#gsi1pk", GSI1_PK)
+            .expression_attribute_names("#gsi1sk", GSI1_SK)
+            .expression_attribute_values(":duepk", pk)
+            .expression_attribute_values(":duesk", sk)
+            .expression_attribute_values(":now", time(at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+    }
+}
+
 #[async_trait]
 impl BooksRepo for Store {
     async fn queue_books(&self, b: &Books, due: OffsetDateTime) -> Result<bool, StoreError> {
@@ -113,29 +144,12 @@ impl BooksRepo for Store {
         payment: &PaymentId,
         due: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let item_key = books_key(org, payment);
-        let [(pk_name, pk), (sk_name, sk)] = due_keys(&queue_id(&item_key), due);
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key))
-            .update_expression(
-                "SET want_reversed = :yes, #duepk = :duepk, #duesk = :duesk, updated_at = :now \
-                 REMOVE parked_why, #gsi1pk, #gsi1sk",
-            )
+            .back_in_queue(org, payment, due, "want_reversed = :yes")
             // Once: a reversal asked for again (a redelivered refund) changes nothing.
             .condition_expression("attribute_exists(pk) AND want_reversed = :no")
-            .expression_attribute_names("#duepk", pk_name)
-            .expression_attribute_names("#duesk", sk_name)
-            .expression_attribute_names("#gsi1pk", GSI1_PK)
-            .expression_attribute_names("#gsi1sk", GSI1_SK)
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .expression_attribute_values(":duepk", pk)
-            .expression_attribute_values(":duesk", sk)
-            .expression_attribute_values(":now", time(due))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         self.conditional("UpdateItem (books reversal)", result)
@@ -332,27 +346,10 @@ impl BooksRepo for Store {
         payment: &PaymentId,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let item_key = books_key(org, payment);
-        let [(pk_name, pk), (sk_name, sk)] = due_keys(&queue_id(&item_key), now);
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key))
-            .update_expression(
-                "SET #duepk = :duepk, #duesk = :duesk, attempts = :zero, updated_at = :now \
-                 REMOVE parked_why, #gsi1pk, #gsi1sk",
-            )
+            .back_in_queue(org, payment, now, "attempts = :zero")
             .condition_expression("attribute_exists(parked_why)")
-            .expression_attribute_names("#duepk", pk_name)
-            .expression_attribute_names("#duesk", sk_name)
-            .expression_attribute_names("#gsi1pk", GSI1_PK)
-            .expression_attribute_names("#gsi1sk", GSI1_SK)
-            .expression_attribute_values(":duepk", pk)
-            .expression_attribute_values(":duesk", sk)
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", time(now))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         self.conditional("UpdateItem (books requeued)", result)
