@@ -272,6 +272,7 @@ async fn payments_are_listed_newest_first_in_pages() {
             invoice_number: InvoiceNumber::parse("INV-1").unwrap(),
             customer_id: None,
             amount: Money::from_minor(minor, Currency::Usd).unwrap(),
+            allocations: Vec::new(),
             surcharge: Money::zero(Currency::Usd),
             status: PaymentStatus::Succeeded,
             gateway: "sandbox".into(),

@@ -96,6 +96,7 @@ fn posting(invoice: &str, amount: &str) -> PaymentPosting {
         payment: PaymentId::from_ulid("01JCW0000000000000000000AA").unwrap(),
         invoice: number(invoice),
         amount: usd(amount),
+        allocations: Vec::new(),
         surcharge: usd("3.00"),
         paid_on: date!(2026 - 11 - 15),
         reference: "Paybridge pay_01JCW0000000000000000000AA visa 4242".to_owned(),

@@ -199,6 +199,7 @@ impl World {
             payment: payment_id(n),
             invoice: number(invoice),
             amount: usd(amount),
+            allocations: Vec::new(),
             surcharge: usd(surcharge),
             paid_on: date!(2026 - 03 - 10),
             reference: format!("Paybridge {} visa …4242", payment_id(n)),

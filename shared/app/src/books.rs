@@ -39,6 +39,7 @@ pub fn entry(payment: &Payment, now: OffsetDateTime) -> Books {
             payment: payment.id.clone(),
             invoice: payment.invoice_number.clone(),
             amount: payment.amount,
+            allocations: payment.allocations.clone(),
             surcharge: payment.surcharge,
             paid_on: now.date(),
             reference: format!("Paybridge {}{how}", payment.id),

@@ -171,6 +171,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         invoice_number: cmd.invoice.clone(),
         customer_id: Some(read.invoice.customer_id.clone()),
         amount,
+        allocations: Vec::new(),
         surcharge,
         status: PaymentStatus::Pending,
         gateway: gateway.to_owned(),

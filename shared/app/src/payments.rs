@@ -13,7 +13,11 @@ pub struct Payment {
     /// The invoice's customer, as the accounting system said when the payment began (None on
     /// payments recorded before it was kept): what lets a payer find their payments.
     pub customer_id: Option<domain::CustomerId>,
+    /// What reduces the invoices (the surcharge is on top).
     pub amount: Money,
+    /// How `amount` is split when one payment pays several invoices of one customer; empty when
+    /// it is all on `invoice_number` (which is then the first, oldest, of them).
+    pub allocations: Vec<domain::Allocation>,
     pub surcharge: Money,
     pub status: PaymentStatus,
     /// Which gateway took it ("sandbox", "stripe", "authorize-net").
@@ -28,6 +32,13 @@ pub struct Payment {
     pub receipt_email: Option<domain::Email>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+impl Payment {
+    /// Each invoice's part of the payment: its allocations, or all of it on the one invoice.
+    pub fn parts(&self) -> Vec<domain::Allocation> {
+        domain::Allocation::parts_or_whole(&self.allocations, &self.invoice_number, self.amount)
+    }
 }
 
 /// What a receipt may show of the method: its kind, brand and last four digits.

@@ -464,13 +464,25 @@ pub struct PaymentPosting {
     pub org: OrgSlug,
     /// Our payment id: the idempotency key of the posting (Xero's `Idempotency-Key`).
     pub payment: PaymentId,
+    /// The invoice paid (the first, oldest, of several).
     pub invoice: InvoiceNumber,
-    /// What reduces the invoice (the surcharge is not the invoice's: posted apart, or not).
+    /// What reduces the invoices (the surcharge is not the invoices': posted apart, or not).
     pub amount: Money,
+    /// How `amount` is split when one payment paid several invoices; empty when it is all on
+    /// `invoice`. A posting of several parts is recorded as the parts' remote ids joined by
+    /// `,` in this order (`Posted::Recorded`), and reversed part by part.
+    pub allocations: Vec<domain::Allocation>,
     pub surcharge: Money,
     pub paid_on: time::Date,
     /// What the bookkeeper reads on the payment: "Paybridge pay_… visa …4242".
     pub reference: String,
+}
+
+impl PaymentPosting {
+    /// Each invoice's part: the allocations, or the whole amount on the one invoice.
+    pub fn parts(&self) -> Vec<domain::Allocation> {
+        domain::Allocation::parts_or_whole(&self.allocations, &self.invoice, self.amount)
+    }
 }
 
 /// A posted payment taken back (a returned debit, a refund, a lost dispute).

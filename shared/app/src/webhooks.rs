@@ -972,6 +972,7 @@ mod tests {
                 invoice_number: InvoiceNumber::parse("INV-1").unwrap(),
                 customer_id: None,
                 amount: usd(10_000),
+                allocations: Vec::new(),
                 surcharge: usd(300),
                 status,
                 gateway: "sandbox".into(),

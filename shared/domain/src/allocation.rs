@@ -11,6 +11,24 @@ pub struct Allocation {
     pub amount: Money,
 }
 
+impl Allocation {
+    /// The parts of a payment recorded as `allocations` (empty: all of `amount` on `invoice`).
+    pub fn parts_or_whole(
+        allocations: &[Allocation],
+        invoice: &InvoiceNumber,
+        amount: Money,
+    ) -> Vec<Allocation> {
+        if allocations.is_empty() {
+            vec![Allocation {
+                invoice: invoice.clone(),
+                amount,
+            }]
+        } else {
+            allocations.to_vec()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocationError {
     #[error("choose at least one invoice")]

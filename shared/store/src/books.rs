@@ -55,6 +55,7 @@ fn books_item(b: &Books, due: OffsetDateTime) -> Attrs {
         ("queued_at".into(), time(b.queued_at)),
         ("updated_at".into(), time(b.updated_at)),
     ]);
+    crate::item::allocations(&mut item, &p.allocations);
     if let Some(posted) = &b.posted {
         item.insert("posted".into(), s(posted));
     }
@@ -86,6 +87,7 @@ pub(crate) fn read_books(attrs: &Attrs) -> Result<Books, StoreError> {
             payment: i.parsed("payment_id", PaymentId::parse)?,
             invoice: i.parsed("invoice", InvoiceNumber::parse)?,
             amount: money("amount")?,
+            allocations: i.allocations(money("amount")?.currency())?,
             surcharge: money("surcharge")?,
             paid_on: i.date("paid_on")?,
             reference: i.s("reference")?.to_owned(),

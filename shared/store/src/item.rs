@@ -25,6 +25,24 @@ pub(crate) fn date(d: Date) -> AttributeValue {
     s(d.to_string())
 }
 
+/// A payment's split across invoices: a list of `{invoice, amount}` maps (amounts in minor
+/// units of the payment's currency). Nothing is stored for a payment of one invoice.
+pub(crate) fn allocations(item: &mut Attrs, parts: &[domain::Allocation]) {
+    if parts.is_empty() {
+        return;
+    }
+    let list = parts
+        .iter()
+        .map(|a| {
+            AttributeValue::M(HashMap::from([
+                ("invoice".to_owned(), s(a.invoice.as_str())),
+                ("amount".to_owned(), n(a.amount.minor())),
+            ]))
+        })
+        .collect();
+    item.insert("allocations".into(), AttributeValue::L(list));
+}
+
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Attrs {
     HashMap::from([
         (crate::table::PK.to_owned(), s(pk)),
@@ -42,6 +60,27 @@ fn corrupt(name: &str) -> StoreError {
 }
 
 impl Item<'_> {
+    /// The split written by `allocations` (empty when there is none).
+    pub fn allocations(
+        &self,
+        currency: domain::Currency,
+    ) -> Result<Vec<domain::Allocation>, StoreError> {
+        let Some(list) = self.0.get("allocations") else {
+            return Ok(Vec::new());
+        };
+        let list = list.as_l().map_err(|_| corrupt("allocations"))?;
+        list.iter()
+            .map(|v| {
+                let part = Item(v.as_m().map_err(|_| corrupt("allocations"))?);
+                Ok(domain::Allocation {
+                    invoice: part.parsed("invoice", domain::InvoiceNumber::parse)?,
+                    amount: domain::Money::from_minor(part.u64("amount")?, currency)
+                        .map_err(|_| corrupt("allocations"))?,
+                })
+            })
+            .collect()
+    }
+
     pub fn s(&self, name: &str) -> Result<&str, StoreError> {
         self.opt_s(name).ok_or_else(|| corrupt(name))
     }

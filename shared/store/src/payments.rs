@@ -50,6 +50,7 @@ fn payment_item(p: &Payment) -> Attrs {
         ("created_at".into(), time(p.created_at)),
         ("updated_at".into(), time(p.updated_at)),
     ]);
+    crate::item::allocations(&mut item, &p.allocations);
     // Kept for what is told later: a bank debit's settlement or return, a lost dispute.
     if let Some(email) = &p.receipt_email {
         item.insert("receipt_email".into(), s(email.as_str()));
@@ -89,6 +90,7 @@ pub(crate) fn read_payment(attrs: &Attrs) -> Result<Payment, StoreError> {
             .opt_s("customer_id")
             .and_then(|c| CustomerId::parse(c).ok()),
         amount: money("amount")?,
+        allocations: i.allocations(currency)?,
         surcharge: money("surcharge")?,
         status: i.parsed("status", |st| PaymentStatus::parse(st).ok_or(()))?,
         gateway: i.s("gateway")?.to_owned(),

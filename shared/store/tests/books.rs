@@ -18,6 +18,7 @@ fn books(payment: &str, cents: u64) -> Books {
             payment: PaymentId::parse(payment).unwrap(),
             invoice: InvoiceNumber::parse("INV-1").unwrap(),
             amount: Money::from_minor(cents, Currency::Usd).unwrap(),
+            allocations: Vec::new(),
             surcharge: Money::zero(Currency::Usd),
             paid_on: NOW.date(),
             reference: "Paybridge".into(),

@@ -336,6 +336,7 @@ fn payment(id: &str, invoice: &str, minor: u64) -> Payment {
         invoice_number: InvoiceNumber::parse(invoice).unwrap(),
         customer_id: None,
         amount: Money::from_minor(minor, Currency::Usd).unwrap(),
+        allocations: Vec::new(),
         surcharge: Money::zero(Currency::Usd),
         status: PaymentStatus::Pending,
         gateway: "sandbox".into(),
