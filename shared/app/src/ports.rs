@@ -469,8 +469,8 @@ pub struct PaymentPosting {
     /// What reduces the invoices (the surcharge is not the invoices': posted apart, or not).
     pub amount: Money,
     /// How `amount` is split when one payment paid several invoices; empty when it is all on
-    /// `invoice`. A posting of several parts is recorded as the parts' remote ids joined by
-    /// `,` in this order (`Posted::Recorded`), and reversed part by part.
+    /// `invoice`. A posting of several parts is one `Posted::Recorded` whose `remote_id` names
+    /// every part, so that `reverse_payment` undoes them all.
     pub allocations: Vec<domain::Allocation>,
     pub surcharge: Money,
     pub paid_on: time::Date,
