@@ -13,6 +13,7 @@ pub mod notices;
 pub mod orgs;
 pub mod passwords;
 pub mod pay_now;
+pub mod pay_several;
 pub mod payer;
 pub mod payer_payments;
 pub mod payments;

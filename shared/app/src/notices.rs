@@ -14,7 +14,10 @@ use crate::ports::{DomainEvent, EmailMessage};
 pub struct Receipt {
     pub headline: String,
     pub org_name: String,
+    /// The invoice paid (the first of several).
     pub invoice_number: String,
+    /// Each invoice's part, when the payment paid several (empty for one).
+    pub parts: Vec<(String, String)>,
     pub customer_name: String,
     pub amount: String,
     pub surcharge: Option<String>,
@@ -78,6 +81,11 @@ impl Receipt {
             },
             org_name: org_name.to_owned(),
             invoice_number: payment.invoice_number.to_string(),
+            parts: payment
+                .allocations
+                .iter()
+                .map(|a| (a.invoice.to_string(), a.amount.to_string()))
+                .collect(),
             customer_name: customer_name.to_owned(),
             amount: payment.amount.to_string(),
             surcharge: (!payment.surcharge.is_zero()).then(|| payment.surcharge.to_string()),
@@ -89,10 +97,20 @@ impl Receipt {
         }
     }
 
+    /// "invoice INV-1", "invoices INV-1 and INV-2", "invoices INV-1, INV-2 and INV-3".
+    pub fn invoices_text(&self) -> String {
+        let numbers: Vec<&str> = self.parts.iter().map(|(n, _)| n.as_str()).collect();
+        match numbers.as_slice() {
+            [] => format!("invoice {}", self.invoice_number),
+            [one] => format!("invoice {one}"),
+            [rest @ .., last] => format!("invoices {} and {last}", rest.join(", ")),
+        }
+    }
+
     pub fn email(&self, to: domain::Email) -> EmailMessage {
         EmailMessage {
             to,
-            subject: format!("{} - invoice {}", self.headline, self.invoice_number),
+            subject: format!("{} - {}", self.headline, self.invoices_text()),
             text: ReceiptText { r: self }
                 .render()
                 .expect("receipt text renders"),
@@ -126,6 +144,10 @@ pub fn payment_event(payment: &Payment) -> DomainEvent {
         detail: json!({
             "payment_id": payment.id.as_str(),
             "invoice_number": payment.invoice_number.as_str(),
+            "allocations": payment.parts().iter().map(|a| json!({
+                "invoice_number": a.invoice.as_str(),
+                "amount": a.amount,
+            })).collect::<Vec<_>>(),
             "status": payment.status.as_str(),
             "amount": payment.amount,
             "surcharge": payment.surcharge,

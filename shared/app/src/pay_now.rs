@@ -12,8 +12,8 @@
 //! that reference before it charges anything.
 
 use domain::{
-    Email, InvoiceNumber, InvoiceStatus, MethodId, Money, MoneyError, Org, OrgSlug, PaymentId,
-    PaymentStatus, Secret, UserId,
+    Allocation, Email, InvoiceNumber, InvoiceStatus, MethodId, Money, MoneyError, Org, OrgSlug,
+    PaymentId, PaymentStatus, Secret, UserId,
 };
 use time::Duration;
 
@@ -78,6 +78,15 @@ pub enum PayError {
     ZeroAmount,
     #[error("another payment of this invoice is in progress")]
     InvoiceBusy,
+    /// The chosen invoices cannot be paid together (none, twice, another customer's, nothing
+    /// owed, more than they owe).
+    #[error("{0}")]
+    Allocation(domain::AllocationError),
+    #[error("at most {0} invoices can be paid at once")]
+    TooManyInvoices(usize),
+    /// The split shown before paying is no longer what the balances give: nothing was charged.
+    #[error("the balances changed since the amounts were shown")]
+    SplitChanged,
     /// Too many declines on this invoice or from this address lately: nothing was tried.
     #[error("too many failed payments; try again in {} seconds", .0.whole_seconds())]
     TooManyAttempts(Duration),
@@ -135,19 +144,56 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         .await?
         .ok_or(PayError::NotFound)?;
     let amount = amount_to_pay(&org, &read, cmd.amount.as_deref(), cmd.amount_at_most)?;
-    let gateway = s.gateway.name_for(&cmd.org).await.map_err(|e| {
-        tracing::warn!(org = %cmd.org, error = %e, "the org's gateway could not be resolved");
+    let parts = vec![Allocation {
+        invoice: cmd.invoice.clone(),
+        amount,
+    }];
+    let charging = Charging {
+        org,
+        payment_id: cmd.payment_id,
+        reads: vec![read],
+        parts,
+        source: cmd.source,
+        receipt_email: cmd.receipt_email,
+        counted,
+    };
+    charge(s, charging).await
+}
+
+/// A payment ready to go to the gateway: the invoices as read, each one's part, what pays.
+pub(crate) struct Charging {
+    pub org: Org,
+    pub payment_id: PaymentId,
+    /// The invoices as read, in `parts` order (the customer is the first one's).
+    pub reads: Vec<InvoiceRead>,
+    /// Each invoice's part: one for a payment of one invoice.
+    pub parts: Vec<Allocation>,
+    pub source: PaySource,
+    pub receipt_email: Option<Email>,
+    pub counted: Counted,
+}
+
+/// Charges a payment of one or several invoices: the pending payment and its invoices' locks,
+/// the gateway's charge with our reference, then its outcome with the balances.
+pub(crate) async fn charge(s: &Services, c: Charging) -> Result<Payment, PayError> {
+    let now = s.clock.now();
+    let first = c.reads.first().ok_or(PayError::NotFound)?;
+    let customer = first.invoice.customer_id.clone();
+    let currency = first.invoice.amount_due.currency();
+    let amount =
+        Money::sum(currency, c.parts.iter().map(|p| p.amount)).map_err(PayError::InvalidAmount)?;
+    let gateway = s.gateway.name_for(&c.org.slug).await.map_err(|e| {
+        tracing::warn!(org = %c.org.slug, error = %e, "the org's gateway could not be resolved");
         PayError::GatewayUnavailable
     })?;
-    let (source, known) = match cmd.source {
+    let (source, known) = match c.source {
         PaySource::Token(token) => (ChargeSource::Token(token), None),
         PaySource::Card(card) => {
             let summary = card.summary();
             (ChargeSource::Card(card), Some(summary))
         }
         PaySource::Saved { user, method } => {
-            let customer = &read.invoice.customer_id;
-            let method = crate::methods::for_invoice(s, &cmd.org, &user, &method, customer)
+            let method = crate::methods::for_invoice(s, &c.org.slug, &user, &method, &customer)
                 .await
                 .map_err(|e| match e {
                     crate::methods::MethodError::Store(e) => PayError::Store(e),
@@ -164,21 +210,26 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
             (source, Some(method.summary()))
         }
     };
-    let surcharge = card_surcharge(s, &org, &source, known, amount).await?;
+    let surcharge = card_surcharge(s, &c.org, &source, known, amount).await?;
+    let first_invoice = c.parts[0].invoice.clone();
     let payment = Payment {
-        id: cmd.payment_id.clone(),
-        org: cmd.org.clone(),
-        invoice_number: cmd.invoice.clone(),
-        customer_id: Some(read.invoice.customer_id.clone()),
+        id: c.payment_id.clone(),
+        org: c.org.slug.clone(),
+        invoice_number: first_invoice.clone(),
+        customer_id: Some(customer),
         amount,
-        allocations: Vec::new(),
+        allocations: if c.parts.len() > 1 {
+            c.parts.clone()
+        } else {
+            Vec::new()
+        },
         surcharge,
         status: PaymentStatus::Pending,
         gateway: gateway.to_owned(),
         gateway_ref: None,
         method: None,
         failure: None,
-        receipt_email: cmd.receipt_email.clone(),
+        receipt_email: c.receipt_email.clone(),
         created_at: now,
         updated_at: now,
     };
@@ -193,29 +244,40 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
             // A takeover whose first request got this far: carry on from the record.
             let existing = s
                 .payments
-                .get_payment(&cmd.org, &cmd.payment_id)
+                .get_payment(&c.org.slug, &c.payment_id)
                 .await?
                 .ok_or(PayError::NotFound)?;
             return resume(s, existing).await;
         }
         Err(AttemptError::Store(e)) => return Err(e.into()),
     }
+    let description = match c.parts.as_slice() {
+        [_] => format!("Invoice {first_invoice}"),
+        parts => format!(
+            "Invoices {}",
+            parts
+                .iter()
+                .map(|p| p.invoice.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let request = ChargeRequest {
-        org: cmd.org.clone(),
+        org: c.org.slug.clone(),
         reference: payment.id.to_string(),
         amount: payment
             .amount
             .checked_add(payment.surcharge)
             .map_err(PayError::InvalidAmount)?,
         source,
-        description: format!("Invoice {}", cmd.invoice),
+        description,
     };
     let told = Told {
-        org_name: org.name,
-        customer_name: read.invoice.customer_name.clone(),
+        org_name: c.org.name.clone(),
+        customer_name: first.invoice.customer_name.clone(),
     };
     match s.gateway.charge(&request).await {
-        Ok(outcome) => finish(s, payment, outcome, Some(read), &told, Some(&counted)).await,
+        Ok(outcome) => finish(s, payment, outcome, c.reads, &told, Some(&c.counted)).await,
         Err(e) => {
             tracing::warn!(payment = %payment.id, error = %e, "gateway did not answer; the payment stays pending");
             Err(PayError::Unresolved(Box::new(payment)))
@@ -224,9 +286,9 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
 }
 
 /// The velocity keys a payment is counted under, and the window it fell in.
-struct Counted {
-    keys: Vec<String>,
-    window: i64,
+pub(crate) struct Counted {
+    pub keys: Vec<String>,
+    pub window: i64,
 }
 
 /// Names for the receipt.
@@ -302,7 +364,7 @@ async fn card_surcharge(
 
 /// Carries on a payment whose first request stopped part-way: the gateway is asked what became
 /// of our reference; nothing is charged again.
-async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
+pub(crate) async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
     match payment.status {
         PaymentStatus::Pending if payment.gateway_ref.is_none() => {
             match s
@@ -312,7 +374,7 @@ async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
             {
                 Ok(Some(outcome)) => {
                     let told = told_of(s, &payment).await;
-                    finish(s, payment, outcome, None, &told, None).await
+                    finish(s, payment, outcome, Vec::new(), &told, None).await
                 }
                 // The gateway never saw it. The card token may be spent, so we do not charge
                 // now; the payer starts again with a new key. The pending record stays as the audit.
@@ -362,15 +424,16 @@ async fn told_of(s: &Services, payment: &Payment) -> Told {
     }
 }
 
-/// Writes the gateway's answer. `read` is the invoice as read before the charge; a changed ledger
-/// invoice is read again (the charge happened: its amount must land on the invoice). Only the
+/// Writes the gateway's answer. `reads` are the invoices as read before the charge (none: read
+/// them now); a changed ledger invoice means all are read again (the charge happened: its
+/// amount must land on the invoices). Only the
 /// request whose write moved the payment tells anyone about it, and a decline is counted
 /// against the velocity keys.
 async fn finish(
     s: &Services,
     mut payment: Payment,
     outcome: ChargeOutcome,
-    read: Option<InvoiceRead>,
+    reads: Vec<InvoiceRead>,
     told: &Told,
     counted: Option<&Counted>,
 ) -> Result<Payment, PayError> {
@@ -415,22 +478,22 @@ async fn finish(
             } else {
                 PaymentStatus::Succeeded
             };
-            let mut read = read;
+            let mut reads = (!reads.is_empty()).then_some(reads);
             for _ in 0..3 {
-                if read.is_none() {
-                    read = s
-                        .accounting
-                        .read_invoice(&payment.org, &payment.invoice_number)
-                        .await
-                        .ok()
-                        .flatten();
+                if reads.is_none() {
+                    reads = read_parts(s, &payment).await;
                 }
-                let ledger = read.as_ref().filter(|r| r.ledger_version.is_some());
-                let books = match &read {
+                let ledger: Vec<InvoiceRead> = reads
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.ledger_version.is_some())
+                    .cloned()
+                    .collect();
+                let books = match &reads {
                     _ if settling => None,
-                    Some(read) => read
-                        .ledger_version
-                        .is_none()
+                    Some(reads) => reads
+                        .iter()
+                        .any(|r| r.ledger_version.is_none())
                         .then(|| books::entry(&payment, now)),
                     // Unsure: queue it; the ledger's write-back is a no-op.
                     None => s
@@ -442,7 +505,7 @@ async fn finish(
                 };
                 match s
                     .attempts
-                    .finish_approved(&payment, ledger, books.as_ref(), now)
+                    .finish_approved(&payment, &ledger, books.as_ref(), now)
                     .await
                 {
                     Ok(()) => {
@@ -454,7 +517,7 @@ async fn finish(
                         return Ok(payment);
                     }
                     Err(FinishError::NotPending) => return Ok(payment),
-                    Err(FinishError::InvoiceChanged) => read = None,
+                    Err(FinishError::InvoiceChanged) => reads = None,
                     Err(FinishError::Store(e)) => {
                         tracing::error!(payment = %payment.id, error = %e, "charged, but the outcome was not written");
                         return Err(PayError::Unresolved(Box::new(payment)));
@@ -465,6 +528,22 @@ async fn finish(
             Err(PayError::Unresolved(Box::new(payment)))
         }
     }
+}
+
+/// Every invoice of the payment as the accounting system has it now; None when any one could
+/// not be read.
+async fn read_parts(s: &Services, payment: &Payment) -> Option<Vec<InvoiceRead>> {
+    let mut reads = Vec::new();
+    for part in payment.parts() {
+        reads.push(
+            s.accounting
+                .read_invoice(&payment.org, &part.invoice)
+                .await
+                .ok()
+                .flatten()?,
+        );
+    }
+    Some(reads)
 }
 
 /// A payment still settling (a bank debit, a charge held for review) at a gateway that will not

@@ -246,11 +246,10 @@ async fn payments_of(
                 100,
             )
             .await?;
-        found.extend(
-            page.items.into_iter().filter(|p| {
-                p.invoice_number == invoice.number && p.status != PaymentStatus::Failed
-            }),
-        );
+        found.extend(page.items.into_iter().filter(|p| {
+            p.status != PaymentStatus::Failed
+                && p.parts().iter().any(|part| part.invoice == invoice.number)
+        }));
         match page.next {
             Some(next) => before = Some(next),
             None => break,

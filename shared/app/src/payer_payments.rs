@@ -106,7 +106,9 @@ pub async fn search(
         return Err(SearchError::Invalid("from: on or before to".into()));
     }
     let matches = |p: &Payment| {
-        invoice.as_ref().is_none_or(|i| &p.invoice_number == i)
+        invoice
+            .as_ref()
+            .is_none_or(|i| p.parts().iter().any(|part| &part.invoice == i))
             && status.is_none_or(|st| p.status == st)
             && amount
                 .is_none_or(|a| Money::parse(a, p.amount.currency()).is_ok_and(|m| m == p.amount))

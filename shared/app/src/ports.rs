@@ -971,13 +971,14 @@ pub trait PaymentAttempts: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), AttemptError>;
     /// The gateway took it: the payment moves on (succeeded, or stays pending while a bank debit
-    /// settles), a ledger invoice's balance drops by the amount, the lock goes.
+    /// settles), each ledger invoice in `ledger` (as read) drops by its part of the payment, the
+    /// locks go.
     /// `books`: a payment of an invoice kept elsewhere (Xero, ConnectWise) is queued for the
     /// write-back in the same transaction, so that it cannot be lost.
     async fn finish_approved(
         &self,
         payment: &Payment,
-        ledger: Option<&InvoiceRead>,
+        ledger: &[InvoiceRead],
         books: Option<&Books>,
         now: OffsetDateTime,
     ) -> Result<(), FinishError>;
@@ -1833,7 +1834,7 @@ pub struct PaymentEffects {
     pub to: PaymentStatus,
     pub event_id: String,
     pub at: OffsetDateTime,
-    /// The amount given back to the invoice's balance in the same transaction, if any.
+    /// The amount given back to the invoices' balances in the same transaction, if any.
     pub restored: Option<Money>,
     pub refunded: Option<Money>,
     /// Messages sent already ("event", "payer", "admin:<email>").
@@ -1877,7 +1878,8 @@ pub struct EventWrite<'a> {
     pub change: Option<PaymentChange>,
     pub history: Option<HistoryEntry>,
     pub effects: Option<PaymentEffects>,
-    pub restore: Option<BalanceRestore>,
+    /// One per ledger invoice the payment paid.
+    pub restores: Vec<BalanceRestore>,
     /// For a held event: when to look at it again.
     pub retry_at: Option<OffsetDateTime>,
     pub now: OffsetDateTime,

@@ -619,8 +619,14 @@ fn outcome(
             | PayError::Accounting(_)
             | PayError::Store(_),
         ) => None,
+        // A schedule pays one invoice: these come only from several at once, never here.
         Err(
-            PayError::InvalidAmount(_) | PayError::ZeroAmount | PayError::AmountAboveBalance(_),
+            PayError::InvalidAmount(_)
+            | PayError::ZeroAmount
+            | PayError::AmountAboveBalance(_)
+            | PayError::Allocation(_)
+            | PayError::TooManyInvoices(_)
+            | PayError::SplitChanged,
         ) => Some((
             ended(claimed, ScheduleState::Failed, "amount_invalid", now),
             Some(Told::Failed),

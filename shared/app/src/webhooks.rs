@@ -271,24 +271,23 @@ async fn apply(
         if let Plan::Ignore(Report::Contradicts) = plan {
             tracing::warn!(payment = %payment.id, status = payment.status.as_str(), reported = event.reports.as_str(), event = %event.id, "a gateway event contradicts the payment; kept in its history, nothing moved");
         }
-        let mut restore = None;
+        let mut restores = Vec::new();
         if let Plan::Move {
             returns_money: true,
             ..
         } = plan
         {
-            // The built-in ledger gets its balance back in the same transaction; an external
-            // accounting system would get a posting from the effects instead (not built yet).
-            let read = s
-                .accounting
-                .read_invoice(org, &payment.invoice_number)
-                .await?;
-            restore = read
-                .filter(|r| r.ledger_version.is_some())
-                .map(|invoice| BalanceRestore {
-                    invoice,
-                    amount: payment.amount,
-                });
+            // The built-in ledger gets each invoice's part back in the same transaction; an
+            // external accounting system gets the posting reversed by the effects instead.
+            for part in payment.parts() {
+                let read = s.accounting.read_invoice(org, &part.invoice).await?;
+                if let Some(invoice) = read.filter(|r| r.ledger_version.is_some()) {
+                    restores.push(BalanceRestore {
+                        invoice,
+                        amount: part.amount,
+                    });
+                }
+            }
         }
         let change = match &plan {
             Plan::Ignore(_) => None,
@@ -311,7 +310,12 @@ async fn apply(
             to: c.to,
             event_id: event.id.clone(),
             at: now,
-            restored: restore.as_ref().map(|r| r.amount),
+            restored: (!restores.is_empty())
+                .then(|| {
+                    domain::Money::sum(payment.amount.currency(), restores.iter().map(|r| r.amount))
+                        .ok()
+                })
+                .flatten(),
             refunded,
             done: Vec::new(),
             attempts: 0,
@@ -336,7 +340,7 @@ async fn apply(
             change,
             history: Some(history),
             effects: effects.clone(),
-            restore,
+            restores,
             retry_at: None,
             now,
         };
@@ -390,7 +394,7 @@ async fn hold(
         change: None,
         history: None,
         effects: None,
-        restore: None,
+        restores: Vec::new(),
         // Due at once: the handler tries it again right after its answer.
         retry_at: Some(now),
         now,

@@ -290,13 +290,13 @@ fn lock_key(org: &OrgSlug, invoice: &InvoiceNumber) -> crate::item::Attrs {
     key(org_pk(org), format!("PAYLOCK#{invoice}"))
 }
 
-/// Removes the invoice lock, but only the one this payment holds.
-fn release_lock(table: &str, p: &Payment) -> TransactWriteItem {
+/// Removes an invoice's lock, but only the one this payment holds.
+fn release_lock(table: &str, p: &Payment, invoice: &InvoiceNumber) -> TransactWriteItem {
     TransactWriteItem::builder()
         .delete(
             Delete::builder()
                 .table_name(table)
-                .set_key(Some(lock_key(&p.org, &p.invoice_number)))
+                .set_key(Some(lock_key(&p.org, invoice)))
                 .condition_expression("attribute_not_exists(pk) OR payment_id = :pid")
                 .expression_attribute_values(":pid", s(p.id.as_str()))
                 .build()
@@ -360,22 +360,33 @@ fn finish_result(result: Result<(), Result<Vec<String>, StoreError>>) -> Result<
 }
 
 impl Store {
-    /// Writes an attempt's outcome and releases the invoice lock in one transaction. If the lock
-    /// expired and another attempt holds it now, the outcome is written without touching it.
+    /// Writes an attempt's outcome and releases its invoices' locks in one transaction. A lock
+    /// that expired and is held by another attempt now is left to it: the outcome is written
+    /// again without that release.
     async fn finish(
         &self,
         mut items: Vec<TransactWriteItem>,
         payment: &Payment,
     ) -> Result<(), Result<Vec<String>, StoreError>> {
-        let lock_index = items.len();
-        items.push(release_lock(&self.table, payment));
+        let first_lock = items.len();
+        items.extend(
+            payment
+                .parts()
+                .iter()
+                .map(|part| release_lock(&self.table, payment, &part.invoice)),
+        );
         match self.transact(items.clone()).await {
             Err(Ok(codes))
-                if condition_failed(&codes, lock_index)
-                    && !(0..lock_index).any(|i| condition_failed(&codes, i)) =>
+                if (first_lock..items.len()).any(|i| condition_failed(&codes, i))
+                    && !(0..first_lock).any(|i| condition_failed(&codes, i)) =>
             {
-                items.pop();
-                self.transact(items).await
+                let kept = items
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !condition_failed(&codes, *i))
+                    .map(|(_, item)| item)
+                    .collect();
+                self.transact(kept).await
             }
             other => other,
         }
@@ -392,16 +403,6 @@ impl PaymentAttempts for Store {
     ) -> Result<(), AttemptError> {
         let mut item = payment_item(payment);
         item.insert("attempt_open".into(), AttributeValue::Bool(true));
-        let mut lock = lock_key(&payment.org, &payment.invoice_number);
-        lock.extend([
-            ("type".into(), s("invoice_lock")),
-            ("payment_id".into(), s(payment.id.as_str())),
-            ("until".into(), n(lock_until.unix_timestamp())),
-            (
-                crate::table::TTL.into(),
-                n(lock_until.unix_timestamp() + 3600),
-            ),
-        ]);
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(
@@ -413,20 +414,35 @@ impl PaymentAttempts for Store {
                         .expect("put has its fields"),
                 )
                 .build(),
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(lock))
-                        // An expired lock belongs to an attempt that died: it no longer holds.
-                        .condition_expression("attribute_not_exists(pk) OR #until < :now")
-                        .expression_attribute_names("#until", "until")
-                        .expression_attribute_values(":now", n(now.unix_timestamp()))
-                        .build()
-                        .expect("put has its fields"),
-                )
-                .build(),
         ];
+        // Every invoice the payment pays is locked, in the same transaction.
+        for part in payment.parts() {
+            let mut lock = lock_key(&payment.org, &part.invoice);
+            lock.extend([
+                ("type".into(), s("invoice_lock")),
+                ("payment_id".into(), s(payment.id.as_str())),
+                ("until".into(), n(lock_until.unix_timestamp())),
+                (
+                    crate::table::TTL.into(),
+                    n(lock_until.unix_timestamp() + 3600),
+                ),
+            ]);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(lock))
+                            // An expired lock belongs to an attempt that died: it no longer holds.
+                            .condition_expression("attribute_not_exists(pk) OR #until < :now")
+                            .expression_attribute_names("#until", "until")
+                            .expression_attribute_values(":now", n(now.unix_timestamp()))
+                            .build()
+                            .expect("put has its fields"),
+                    )
+                    .build(),
+            );
+        }
         if let Some(customer) = &payment.customer_id {
             let mut index = key(
                 org_pk(&payment.org),
@@ -459,26 +475,25 @@ impl PaymentAttempts for Store {
     async fn finish_approved(
         &self,
         payment: &Payment,
-        ledger: Option<&InvoiceRead>,
+        ledger: &[InvoiceRead],
         books: Option<&Books>,
         now: OffsetDateTime,
     ) -> Result<(), FinishError> {
         let mut items = vec![close_attempt(&self.table, payment, now)];
-        if let Some(read) = ledger {
-            let update = crate::ledger::pay_down_update(
-                &self.table,
-                &payment.org,
-                read,
-                payment.amount,
-                now,
-            )?;
+        for part in payment.parts() {
+            let Some(read) = ledger.iter().find(|r| r.invoice.number == part.invoice) else {
+                continue;
+            };
+            let update =
+                crate::ledger::pay_down_update(&self.table, &payment.org, read, part.amount, now)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
+        let invoices = 1..items.len();
         if let Some(books) = books {
             items.push(crate::books::books_put(&self.table, books, now));
         }
         match self.finish(items, payment).await {
-            Err(Ok(codes)) if ledger.is_some() && condition_failed(&codes, 1) => {
+            Err(Ok(codes)) if invoices.clone().any(|i| condition_failed(&codes, i)) => {
                 Err(FinishError::InvoiceChanged)
             }
             other => finish_result(other),

@@ -23,9 +23,9 @@ use domain::{Currency, InvoiceStatus, Money, OrgSlug, PaymentId, PaymentStatus};
 use time::OffsetDateTime;
 
 use app::ports::{
-    EventContext, EventWrite, EventWritten, FollowUp, FollowUpKey, GatewayEvent, HeldEvent,
-    HistoryEntry, Leased, Marker, PaymentEffects, StoreError, TrackedPayment, WatchedCharge,
-    WebhookRepo,
+    BalanceRestore, EventContext, EventWrite, EventWritten, FollowUp, FollowUpKey, GatewayEvent,
+    HeldEvent, HistoryEntry, Leased, Marker, PaymentEffects, StoreError, TrackedPayment,
+    WatchedCharge, WebhookRepo,
 };
 use app::webhooks::EVENT_RETENTION;
 
@@ -355,15 +355,20 @@ fn payment_action(table: &str, w: &EventWrite<'_>) -> Option<TransactWriteItem> 
     Some(TransactWriteItem::builder().update(update).build())
 }
 
-/// The amount goes back on the ledger invoice's balance (a paid one is open again), guarded by
-/// the version read.
+/// Each part of the payment goes back on its ledger invoice's balance (a paid one is open
+/// again), guarded by the version read.
+fn restore_actions(table: &str, w: &EventWrite<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
+    w.restores
+        .iter()
+        .map(|r| restore_action(table, w, r))
+        .collect()
+}
+
 fn restore_action(
     table: &str,
     w: &EventWrite<'_>,
-) -> Result<Option<TransactWriteItem>, StoreError> {
-    let Some(r) = &w.restore else {
-        return Ok(None);
-    };
+    r: &BalanceRestore,
+) -> Result<TransactWriteItem, StoreError> {
     let version = r
         .invoice
         .ledger_version
@@ -396,7 +401,7 @@ fn restore_action(
         .expression_attribute_values(":now", time(w.now))
         .build()
         .expect("update has its fields");
-    Ok(Some(TransactWriteItem::builder().update(update).build()))
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 fn put(table: &str, item: Attrs) -> TransactWriteItem {
@@ -567,10 +572,9 @@ impl WebhookRepo for Store {
             items.push(action);
             items.len() - 1
         });
-        let invoice_at = restore_action(&self.table, w)?.map(|action| {
-            items.push(action);
-            items.len() - 1
-        });
+        let first_invoice = items.len();
+        items.extend(restore_actions(&self.table, w)?);
+        let invoices = first_invoice..items.len();
         if let (Some(history), Some(payment)) = (&w.history, &w.payment) {
             items.push(put(&self.table, history_item(w.org, payment, history)));
         }
@@ -589,7 +593,7 @@ impl WebhookRepo for Store {
             Transacted::Cancelled(codes) if failed(&codes, payment_at) => {
                 Ok(EventWritten::PaymentMoved)
             }
-            Transacted::Cancelled(codes) if failed(&codes, invoice_at) => {
+            Transacted::Cancelled(codes) if invoices.clone().any(|i| failed(&codes, Some(i))) => {
                 Ok(EventWritten::InvoiceChanged)
             }
             Transacted::Cancelled(codes) => Err(StoreError(format!(

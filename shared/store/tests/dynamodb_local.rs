@@ -457,7 +457,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     part.status = PaymentStatus::Succeeded;
     part.gateway_ref = Some("ch_1".into());
     store
-        .finish_approved(&part, Some(&read), None, NOW)
+        .finish_approved(&part, std::slice::from_ref(&read), None, NOW)
         .await
         .unwrap();
     let after = store.read_invoice(&org, &number).await.unwrap().unwrap();
@@ -470,7 +470,9 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     );
     // Finishing twice is refused by the payment's own state, and the balance drops once.
     assert_eq!(
-        store.finish_approved(&part, Some(&after), None, NOW).await,
+        store
+            .finish_approved(&part, std::slice::from_ref(&after), None, NOW)
+            .await,
         Err(FinishError::NotPending)
     );
     assert_eq!(
@@ -491,7 +493,9 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     store.begin_attempt(&rest, lock_until, NOW).await.unwrap();
     rest.status = PaymentStatus::Succeeded;
     assert_eq!(
-        store.finish_approved(&rest, Some(&read), None, NOW).await,
+        store
+            .finish_approved(&rest, std::slice::from_ref(&read), None, NOW)
+            .await,
         Err(FinishError::InvoiceChanged)
     );
     assert_eq!(
@@ -516,7 +520,7 @@ async fn an_attempt_locks_the_invoice_and_its_outcome_lands_with_the_balance_or_
     );
     // From a fresh read it pays the rest, and the invoice is paid.
     store
-        .finish_approved(&rest, Some(&after), None, NOW)
+        .finish_approved(&rest, std::slice::from_ref(&after), None, NOW)
         .await
         .unwrap();
     let paid = store.read_invoice(&org, &number).await.unwrap().unwrap();

@@ -19,6 +19,7 @@ mod method_pages;
 pub mod methods;
 mod pages;
 pub mod pay_now;
+mod pay_several;
 mod payer_admin;
 pub mod payer_api;
 pub mod payer_payments;
@@ -119,6 +120,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(method_pages::pages())
         .merge(sign_in::pages())
         .merge(portal_pages::pages())
+        .merge(pay_several::pages())
         .merge(pages::routes())
         .with_state(state);
     layers::common(functions.merge(extra))

@@ -172,6 +172,19 @@ pub(crate) fn pay_problem(e: &PayError) -> Problem {
             "The payment service is unavailable",
             "nothing was charged; try again in a minute",
         ),
+        PayError::Allocation(refused) => allocation_problem(refused),
+        PayError::TooManyInvoices(most) => Problem::new(
+            unprocessable,
+            "too_many_invoices",
+            "Too many invoices at once",
+            format!("pay at most {most} invoices in one payment"),
+        ),
+        PayError::SplitChanged => Problem::new(
+            conflict,
+            "allocation_changed",
+            "The balances changed",
+            "the invoices' balances changed since the split was shown; nothing was charged. Preview again",
+        ),
         PayError::InvoiceBusy => Problem::new(
             conflict,
             "payment_in_progress",
@@ -195,6 +208,55 @@ pub(crate) fn pay_problem(e: &PayError) -> Problem {
         .with("payment_id", payment.id.to_string()),
         PayError::Accounting(cause) => Problem::unavailable(cause),
         PayError::Store(cause) => Problem::unavailable(cause),
+    }
+}
+
+/// Why invoices cannot be paid together, each with its own stable code.
+fn allocation_problem(refused: &domain::AllocationError) -> Problem {
+    use domain::AllocationError as A;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let (status, code, title) = match refused {
+        A::NoInvoices => (unprocessable, "no_invoices", "No invoice was chosen"),
+        A::Twice(_) => (
+            unprocessable,
+            "invoice_twice",
+            "An invoice was chosen twice",
+        ),
+        A::NotPayable(_) => (
+            StatusCode::CONFLICT,
+            "invoice_not_payable",
+            "An invoice cannot be paid",
+        ),
+        A::SeveralCustomers(..) => (
+            unprocessable,
+            "several_customers",
+            "The invoices are of different customers",
+        ),
+        A::SeveralCurrencies => (
+            unprocessable,
+            "several_currencies",
+            "The invoices are in different currencies",
+        ),
+        A::Zero => (
+            unprocessable,
+            "validation_failed",
+            "The amount must be more than zero",
+        ),
+        A::MoreThanDue(_) => (
+            unprocessable,
+            "amount_above_balance",
+            "The amount is more than the balance",
+        ),
+    };
+    let problem = Problem::new(
+        status,
+        code,
+        title,
+        format!("{refused}; nothing was charged"),
+    );
+    match refused {
+        A::Twice(n) | A::NotPayable(n) => problem.with("invoice_number", n.as_str()),
+        _ => problem,
     }
 }
 
@@ -333,7 +395,9 @@ async fn pay(
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(summary, pay))
+    OpenApiRouter::new()
+        .routes(routes!(summary, pay))
+        .merge(crate::pay_several::routes())
 }
 
 /// The `pay-now` function's router.
@@ -341,6 +405,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = routes().split_for_parts();
     let routes = crate::base_routes()
         .merge(api)
-        .merge(crate::pages::routes());
+        .merge(crate::pages::routes())
+        .merge(crate::pay_several::pages());
     crate::layers::common(routes).with_state(state)
 }

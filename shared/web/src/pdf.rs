@@ -49,9 +49,12 @@ pub fn invoice(doc: &InvoiceDocument) -> Vec<u8> {
         let head = ["Date", "Amount", "Surcharge", "Status", "Payment"];
         sheet.columns(BOLD, &head.map(str::to_owned));
         for p in &doc.payments {
+            // A payment of several invoices shows this invoice's part (its surcharge is the
+            // whole payment's, on its receipt).
+            let part = p.parts().into_iter().find(|a| a.invoice == i.number);
             let cells = [
                 local_day(&doc.org, p.created_at),
-                money(p.amount),
+                money(part.map_or(p.amount, |a| a.amount)),
                 money(p.surcharge),
                 label(p.status.as_str()),
                 p.id.to_string(),
@@ -81,7 +84,13 @@ pub fn receipt(doc: &ReceiptDocument) -> Vec<u8> {
     sheet.rule();
     sheet.row("Customer", &doc.customer_name);
     sheet.row("Customer id", doc.customer_id.as_str());
-    sheet.row("Invoice", p.invoice_number.as_str());
+    if p.allocations.is_empty() {
+        sheet.row("Invoice", p.invoice_number.as_str());
+    } else {
+        for part in &p.allocations {
+            sheet.row(&format!("Invoice {}", part.invoice), &money(part.amount));
+        }
+    }
     sheet.row("Amount", &money(p.amount));
     sheet.row("Surcharge", &money(p.surcharge));
     let total = p.amount.checked_add(p.surcharge).map(money);

@@ -38,7 +38,7 @@ const PER_PAGE: u16 = 20;
 /// The day the schedule form offers first: a week ahead.
 const SUGGESTED_DAYS: i64 = 7;
 
-fn dashboard_path(org: &OrgSlug) -> String {
+pub(crate) fn dashboard_path(org: &OrgSlug) -> String {
     format!("/portal/orgs/{org}")
 }
 
@@ -46,7 +46,7 @@ fn transactions_path(org: &OrgSlug) -> String {
     format!("/portal/orgs/{org}/transactions")
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "We could not find that page",
@@ -55,7 +55,7 @@ fn not_found() -> Response {
 }
 
 /// "3 Dec 2026".
-fn day(d: Date) -> String {
+pub(crate) fn day(d: Date) -> String {
     d.format(time::macros::format_description!(
         "[day padding:none] [month repr:short] [year]"
     ))
@@ -63,21 +63,21 @@ fn day(d: Date) -> String {
 }
 
 /// "dispute_won" -> "Dispute won".
-fn status_text(status: &str) -> String {
+pub(crate) fn status_text(status: &str) -> String {
     app::notices::capitalised(&status.replace('_', " "))
 }
 
 /// The top of every portal page: who, which org, and the way to the other pages.
-struct Nav {
-    org_slug: String,
-    org_name: String,
-    user_name: String,
+pub(crate) struct Nav {
+    pub(crate) org_slug: String,
+    pub(crate) org_name: String,
+    pub(crate) user_name: String,
     /// Which link is the page shown: dashboard, transactions or none.
-    current: &'static str,
+    pub(crate) current: &'static str,
 }
 
 impl Nav {
-    fn new(user: &User, org: &Org, current: &'static str) -> Nav {
+    pub(crate) fn new(user: &User, org: &Org, current: &'static str) -> Nav {
         Nav {
             org_slug: org.slug.to_string(),
             org_name: org.name.clone(),
@@ -89,7 +89,7 @@ impl Nav {
 
 /// The signed-in member of the org in the URL, or the response to give instead (coming back to
 /// `back` after signing in).
-async fn member_of(
+pub(crate) async fn member_of(
     state: &AppState,
     parts: &Parts,
     org: &str,
@@ -735,11 +735,85 @@ async fn cancel_schedule(
     }
 }
 
+#[derive(Template)]
+#[template(path = "portal_payment.html")]
+struct PaymentPage {
+    nav: Nav,
+    headline: &'static str,
+    message: String,
+    /// Each invoice and its part.
+    parts: Vec<(String, String)>,
+    surcharge: Option<String>,
+    total: String,
+    method: String,
+    status: String,
+    date: String,
+    payment_id: String,
+    receipt_link: Option<String>,
+}
+
+/// `GET /portal/orgs/{org}/payments/{payment}`: one of the payer's payments, with what it paid
+/// on each invoice (where paying several invoices ends).
+async fn payment_page(
+    State(state): State<AppState>,
+    parts: Parts,
+    Path((org, payment)): Path<(String, String)>,
+) -> Response {
+    let (user, org) = match member_of(&state, &parts, &org, dashboard_path).await {
+        Ok(member) => member,
+        Err(response) => return response,
+    };
+    let found = match app::payer::receipt(&state, &org.slug, &user.id, &payment).await {
+        Ok(found) => found.payment,
+        Err(PayerError::NotFound | PayerError::Invalid(_)) => return not_found(),
+        Err(e) => return unavailable(&e),
+    };
+    let (headline, message) = match found.status {
+        PaymentStatus::Pending => (
+            "Payment submitted",
+            "Bank payments take a few business days to clear; the invoices show it now.",
+        ),
+        PaymentStatus::Failed => ("Payment failed", "Nothing was charged."),
+        _ => (
+            "Payment received",
+            "Thank you. The invoices below show it now.",
+        ),
+    };
+    let total = found
+        .amount
+        .checked_add(found.surcharge)
+        .unwrap_or(found.amount);
+    let view = PaymentPage {
+        headline,
+        message: message.to_owned(),
+        parts: found
+            .parts()
+            .iter()
+            .map(|a| (a.invoice.to_string(), a.amount.to_string()))
+            .collect(),
+        surcharge: (!found.surcharge.is_zero()).then(|| found.surcharge.to_string()),
+        total: total.to_string(),
+        method: app::notices::method_label(&found),
+        status: status_text(found.status.as_str()),
+        date: day(found.created_at.date()),
+        payment_id: found.id.to_string(),
+        receipt_link: (found.status != PaymentStatus::Failed).then(|| {
+            format!(
+                "/api/me/orgs/{}/payments/{}/receipt.pdf",
+                org.slug, found.id
+            )
+        }),
+        nav: Nav::new(&user, &org, ""),
+    };
+    page(StatusCode::OK, &view)
+}
+
 pub(crate) fn pages() -> Router<AppState> {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/orgs/{org}", get(dashboard))
         .route("/portal/orgs/{org}/transactions", get(transactions))
+        .route("/portal/orgs/{org}/payments/{payment}", get(payment_page))
         .route("/portal/orgs/{org}/schedule", get(schedule_page))
         .route("/portal/orgs/{org}/schedules", post(create_schedule))
         .route(

@@ -60,11 +60,21 @@ pub struct PaymentView {
     pub status: String,
     pub amount: MoneyView,
     pub surcharge: MoneyView,
+    /// The invoice paid (the first, oldest, of several).
     pub invoice_number: String,
+    /// Each invoice's part of `amount` (one part for a payment of one invoice).
+    pub allocations: Vec<AllocationView>,
     pub gateway: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+}
+
+/// One invoice's part of a payment.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AllocationView {
+    pub invoice_number: String,
+    pub amount: MoneyView,
 }
 
 impl From<app::payments::Payment> for PaymentView {
@@ -75,6 +85,14 @@ impl From<app::payments::Payment> for PaymentView {
             amount: p.amount.into(),
             surcharge: p.surcharge.into(),
             invoice_number: p.invoice_number.to_string(),
+            allocations: p
+                .parts()
+                .into_iter()
+                .map(|a| AllocationView {
+                    invoice_number: a.invoice.to_string(),
+                    amount: a.amount.into(),
+                })
+                .collect(),
             gateway: p.gateway,
             created_at: p.created_at,
         }
