@@ -11,6 +11,14 @@
 //! that is rate limited for at most [`SHORT_WAIT`] waits and is tried once more. Writes answer
 //! [`Posted::Later`] on 429 and [`Posted::Refused`] with ConnectWise's words when it will not
 //! take them (more than the balance, a voided invoice).
+//!
+//! ConnectWise takes no idempotency key, and the runner posts again after any error or lost
+//! answer, so a posting looks before it writes: a payment of the same amount on the same date
+//! on the invoice counts as ours. A payment of several invoices is a payment on each, each
+//! looked for first, so a try after a partial one posts only the parts still missing. Its
+//! remote id is each part's `invoiceId/paymentId`, in the parts' order, joined by `+` (one
+//! invoice: `invoiceId/paymentId` alone); a reversal deletes each, one gone already counting
+//! as deleted.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,7 +28,9 @@ use app::ports::{
     PaymentReversal, Posted,
 };
 use async_trait::async_trait;
-use domain::{Currency, CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug, Secret};
+use domain::{
+    Allocation, Currency, CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug, Secret,
+};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LINK};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -28,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value, json};
 use time::Date;
 
-use crate::http::{money, number, retry_after};
+use crate::http::{money, number, parts, retry_after};
 
 /// The `system` of an org's accounting config that picks this adapter.
 pub const NAME: &str = "connectwise";
@@ -397,102 +407,152 @@ impl ConnectWiseAccounting {
                 posting.payment, posting.invoice
             )));
         }
-        let Some(invoice) = self.find(&posting.invoice).await? else {
-            return Err(Halt::Refused(format!(
-                "invoice {} is not in ConnectWise",
-                posting.invoice
-            )));
-        };
-        let currency = self.currency_of(&invoice).map_err(|e| Halt::Refused(e.0))?;
-        if currency != posting.amount.currency() {
-            return Err(Halt::Refused(format!(
-                "invoice {} is in {currency}, the payment in {}",
-                posting.invoice,
-                posting.amount.currency()
-            )));
+        let parts = parts(posting).map_err(Halt::Refused)?;
+        let several = parts.len() > 1;
+        // Every part's invoice first: one that ConnectWise does not have (or has in another
+        // currency) stops the posting before anything of it is written.
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        for part in &parts {
+            let Some(invoice) = self.find(&part.invoice).await? else {
+                problems.push(format!("invoice {} is not in ConnectWise", part.invoice));
+                continue;
+            };
+            match self.currency_of(&invoice) {
+                Err(e) => problems.push(e.0),
+                Ok(currency) if currency != part.amount.currency() => problems.push(format!(
+                    "invoice {} is in {currency}, the payment in {}",
+                    part.invoice,
+                    part.amount.currency()
+                )),
+                Ok(currency) => found.push((part, invoice, currency)),
+            }
         }
         // ConnectWise has no idempotency key and its payments carry no reference of ours, so
         // we look before writing: a payment on this invoice of the same amount on the same
         // date is taken as ours (posted by an earlier try whose answer was lost). A payment
         // recorded twice in the books is worse than the rare miss of a genuine second payment
         // of the same amount that day, and that miss shows as a balance difference.
-        let path = format!("/finance/invoices/{}/payments", invoice.id);
-        let payments: Vec<CwPayment> = self.all(&path, None).await?;
-        let ours = payments.iter().find(|p| {
-            p.payment_date.as_deref().and_then(date_of) == Some(posting.paid_on)
-                && p.amount
-                    .as_ref()
-                    .and_then(|a| money(a, currency).ok())
-                    .is_some_and(|a| a == posting.amount)
-        });
-        if let Some(p) = ours {
-            return Ok(Posted::Recorded {
-                remote_id: format!("{}/{}", invoice.id, p.id),
+        let mut posted: Vec<Option<String>> = Vec::new();
+        for (part, invoice, currency) in &found {
+            let path = format!("/finance/invoices/{}/payments", invoice.id);
+            let payments: Vec<CwPayment> = self.all(&path, None).await?;
+            let ours = payments.iter().find(|p| {
+                p.payment_date.as_deref().and_then(date_of) == Some(posting.paid_on)
+                    && p.amount
+                        .as_ref()
+                        .and_then(|a| money(a, *currency).ok())
+                        .is_some_and(|a| a == part.amount)
             });
+            posted.push(ours.map(|p| format!("{}/{}", invoice.id, p.id)));
         }
-        let body = json!({
-            "type": "Payment",
-            "invoice": { "id": invoice.id },
-            "amount": number(posting.amount),
-            "paymentDate": format!("{}T00:00:00Z", posting.paid_on),
-        });
-        let reply = self
-            .send(Method::POST, &path, &[], Some(&body), ACCEPT_VERSION)
-            .await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Err(Halt::Refused(format!(
-                "invoice {} is no longer in ConnectWise",
-                posting.invoice
-            )));
+        if !problems.is_empty() {
+            let mut why = problems.join("; ");
+            why.push_str(&already_posted(&found, &posted));
+            return Err(Halt::Refused(why));
         }
-        let created: CwPayment = reply.ok()?.json()?;
+        for (at, (part, invoice, _)) in found.iter().enumerate() {
+            if posted[at].is_some() {
+                continue;
+            }
+            let path = format!("/finance/invoices/{}/payments", invoice.id);
+            let body = json!({
+                "type": "Payment",
+                "invoice": { "id": invoice.id },
+                "amount": number(part.amount),
+                "paymentDate": format!("{}T00:00:00Z", posting.paid_on),
+            });
+            let refused = |why: String| {
+                if several {
+                    let why = format!("invoice {}: {why}", part.invoice);
+                    Halt::Refused(why + &already_posted(&found, &posted))
+                } else {
+                    Halt::Refused(why)
+                }
+            };
+            let reply = self
+                .send(Method::POST, &path, &[], Some(&body), ACCEPT_VERSION)
+                .await?;
+            if reply.status == StatusCode::NOT_FOUND {
+                return Err(refused(format!(
+                    "invoice {} is no longer in ConnectWise",
+                    part.invoice
+                )));
+            }
+            let created: CwPayment = match reply.ok() {
+                Ok(reply) => reply.json()?,
+                Err(Halt::Refused(why)) => return Err(refused(why)),
+                Err(other) => return Err(other),
+            };
+            posted[at] = Some(format!("{}/{}", invoice.id, created.id));
+        }
         Ok(Posted::Recorded {
-            remote_id: format!("{}/{}", invoice.id, created.id),
+            remote_id: posted.into_iter().flatten().collect::<Vec<_>>().join("+"),
         })
     }
 
     async fn reverse(&self, reversal: &PaymentReversal) -> Result<Posted, Halt> {
         self.check_org(&reversal.org)?;
-        let ids = reversal
-            .remote_id
-            .split_once('/')
-            .and_then(|(i, p)| Some((i.parse::<u64>().ok()?, p.parse::<u64>().ok()?)));
-        let Some((invoice_id, payment_id)) = ids else {
-            return Err(Halt::Refused(format!(
-                "{:?} is not a ConnectWise payment (invoiceId/paymentId)",
-                reversal.remote_id
-            )));
-        };
+        let mut ids = Vec::new();
+        for piece in reversal.remote_id.split('+') {
+            let parsed = piece
+                .split_once('/')
+                .and_then(|(i, p)| Some((i.parse::<u64>().ok()?, p.parse::<u64>().ok()?)));
+            let Some(ids_of_part) = parsed else {
+                return Err(Halt::Refused(format!(
+                    "{:?} is not a ConnectWise payment (invoiceId/paymentId)",
+                    reversal.remote_id
+                )));
+            };
+            ids.push(ids_of_part);
+        }
         let recorded = Posted::Recorded {
             remote_id: reversal.remote_id.clone(),
         };
-        let path = format!("/finance/invoices/{invoice_id}/payments/{payment_id}");
-        let reply = self.get(&path, &[], ACCEPT_VERSION).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(recorded); // deleted already (an earlier try, or by hand)
+        // What is still posted of each part (one gone already was deleted by an earlier try,
+        // or by hand).
+        let mut standing = Vec::new();
+        let mut total = Money::zero(reversal.amount.currency());
+        for (invoice_id, payment_id) in ids {
+            let path = format!("/finance/invoices/{invoice_id}/payments/{payment_id}");
+            let reply = self.get(&path, &[], ACCEPT_VERSION).await?;
+            if reply.status == StatusCode::NOT_FOUND {
+                continue;
+            }
+            let payment: CwPayment = reply.ok()?.json()?;
+            let amount = payment
+                .amount
+                .as_ref()
+                .and_then(|a| money(a, reversal.amount.currency()).ok());
+            if let Some(amount) = amount {
+                total = total.checked_add(amount).unwrap_or(total);
+            }
+            standing.push(path);
         }
-        let payment: CwPayment = reply.ok()?.json()?;
         // ConnectWise deletes whole payments: a partial refund is left to the bookkeeper.
-        let posted = payment
-            .amount
-            .as_ref()
-            .and_then(|a| money(a, reversal.amount.currency()).ok());
-        if posted.is_some_and(|p| p.minor() > reversal.amount.minor()) {
+        if total.minor() > reversal.amount.minor() {
+            let what = if reversal.remote_id.contains('+') {
+                "payments come to"
+            } else {
+                "payment is"
+            };
             return Err(Halt::Refused(format!(
-                "ConnectWise payment {} is {}, the reversal only {}: ConnectWise reverses whole \
+                "ConnectWise {what} {} {}, the reversal only {}: ConnectWise reverses whole \
                  payments, so adjust this one by hand",
                 reversal.remote_id,
-                posted.map(Money::amount_string).unwrap_or_default(),
+                total.amount_string(),
                 reversal.amount.amount_string()
             )));
         }
-        let reply = self
-            .send(Method::DELETE, &path, &[], None, ACCEPT_VERSION)
-            .await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(recorded);
+        for path in standing {
+            let reply = self
+                .send(Method::DELETE, &path, &[], None, ACCEPT_VERSION)
+                .await?;
+            if reply.status == StatusCode::NOT_FOUND {
+                continue;
+            }
+            reply.ok()?;
         }
-        reply.ok()?;
         Ok(recorded)
     }
 
@@ -558,6 +618,36 @@ fn origin(site: &str) -> Result<String, AccountingError> {
         return Err(bad());
     }
     Ok(url.origin().ascii_serialization())
+}
+
+/// What a refusal of a posting of several invoices adds about the parts that are in
+/// ConnectWise already (posted by this try or an earlier one): they stay, and the admin's retry
+/// finds them and posts only the rest.
+fn already_posted(
+    found: &[(&Allocation, CwInvoice, Currency)],
+    posted: &[Option<String>],
+) -> String {
+    let done: Vec<String> = found
+        .iter()
+        .zip(posted)
+        .filter_map(|((part, _, _), id)| {
+            id.as_ref().map(|id| {
+                format!(
+                    "invoice {} ({}) as payment {id}",
+                    part.invoice,
+                    part.amount.amount_string()
+                )
+            })
+        })
+        .collect();
+    if done.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ". Already posted to ConnectWise: {}; a retry posts only the invoices not there yet",
+            done.join(", ")
+        )
+    }
 }
 
 /// What a connection test tells the admin about a refusal; None when not a refusal.

@@ -1,9 +1,11 @@
 //! What both accounting adapters need of HTTP: one client with firm timeouts, `Retry-After`,
-//! and amounts read from JSON numbers without going through floating point arithmetic.
+//! and amounts read from JSON numbers without going through floating point arithmetic; and
+//! the parts of a posting, checked before any of them is written.
 
 use std::time::Duration;
 
-use domain::{Currency, Money};
+use app::ports::PaymentPosting;
+use domain::{Allocation, Currency, Money};
 use reqwest::header::HeaderMap;
 
 /// Past this an accounting call has failed: the payer is asked to try again shortly, and a
@@ -60,6 +62,49 @@ pub fn number(amount: Money) -> serde_json::Number {
         .expect("a decimal amount is a JSON number")
 }
 
+/// What each invoice gets of a posting (`posting.parts()`), checked when it is split: every
+/// part more than zero and in the payment's currency, no invoice twice, the parts adding up
+/// to the amount. A posting of one invoice is taken as it is (the system judges its amount).
+/// The error is the refusal's text.
+pub fn parts(posting: &PaymentPosting) -> Result<Vec<Allocation>, String> {
+    let parts = posting.parts();
+    if posting.allocations.is_empty() {
+        return Ok(parts);
+    }
+    let currency = posting.amount.currency();
+    for (i, part) in parts.iter().enumerate() {
+        if part.amount.currency() != currency {
+            return Err(format!(
+                "payment {}'s part for invoice {} is in {}, the payment in {currency}",
+                posting.payment,
+                part.invoice,
+                part.amount.currency()
+            ));
+        }
+        if part.amount.is_zero() {
+            return Err(format!(
+                "payment {} has nothing to post to invoice {}",
+                posting.payment, part.invoice
+            ));
+        }
+        if parts[..i].iter().any(|p| p.invoice == part.invoice) {
+            return Err(format!(
+                "payment {} names invoice {} twice",
+                posting.payment, part.invoice
+            ));
+        }
+    }
+    let total = Money::sum(currency, parts.iter().map(|p| p.amount));
+    if total.ok() != Some(posting.amount) {
+        return Err(format!(
+            "payment {}'s parts do not add up to its amount of {}",
+            posting.payment,
+            posting.amount.amount_string()
+        ));
+    }
+    Ok(parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +134,55 @@ mod tests {
     fn numbers_for_requests_are_exact() {
         assert_eq!(number(usd("12.30")).to_string(), "12.3");
         assert_eq!(number(usd("0.10")).to_string(), "0.1");
+    }
+
+    fn posting(amount: &str, parts: &[(&str, Money)]) -> PaymentPosting {
+        PaymentPosting {
+            org: domain::OrgSlug::parse("acme").unwrap(),
+            payment: domain::PaymentId::from_ulid("01JCW0000000000000000000AA").unwrap(),
+            invoice: domain::InvoiceNumber::parse("INV-1").unwrap(),
+            amount: usd(amount),
+            allocations: parts
+                .iter()
+                .map(|(n, amount)| Allocation {
+                    invoice: domain::InvoiceNumber::parse(n).unwrap(),
+                    amount: *amount,
+                })
+                .collect(),
+            surcharge: usd("0.00"),
+            paid_on: time::macros::date!(2026 - 11 - 15),
+            reference: "Paybridge".to_owned(),
+        }
+    }
+
+    #[test]
+    fn parts_are_checked_before_anything_is_written() {
+        let whole = parts(&posting("0.00", &[])).unwrap();
+        assert_eq!(whole.len(), 1, "one invoice is the system's to judge");
+        let good = posting("15.00", &[("INV-1", usd("10.00")), ("INV-2", usd("5.00"))]);
+        assert_eq!(parts(&good).unwrap(), good.allocations);
+        let eur = Money::parse("5.00", Currency::Eur).unwrap();
+        for (bad, why) in [
+            (
+                posting("15.00", &[("INV-1", usd("10.00")), ("INV-2", usd("4.99"))]),
+                "do not add up",
+            ),
+            (
+                posting("10.00", &[("INV-1", usd("10.00")), ("INV-2", usd("0.00"))]),
+                "nothing to post to invoice INV-2",
+            ),
+            (
+                posting("20.00", &[("INV-1", usd("10.00")), ("INV-1", usd("10.00"))]),
+                "names invoice INV-1 twice",
+            ),
+            (
+                posting("15.00", &[("INV-1", usd("10.00")), ("INV-2", eur)]),
+                "invoice INV-2 is in EUR",
+            ),
+        ] {
+            let e = parts(&bad).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

@@ -4,6 +4,16 @@
 //!
 //! Facts: research/protocols.md section 4 and Xero's OpenAPI spec (`xero_accounting.yaml`).
 //! Tokens and secrets are never logged: they go into headers at the call and nowhere else.
+//!
+//! A posting is written so that the runner may post it again after any error or lost answer:
+//! every write carries an `Idempotency-Key` (the payment id for its payments, the payment id
+//! and `-surcharge` / `-surcharge-payment` for the surcharge's invoice and payment, the
+//! reversal id and the part's place for each delete), so a repeat is answered as the first
+//! time and creates nothing. A payment of several invoices is one `PUT
+//! /Payments?summarizeErrors=true` with a payment per invoice: all of them or none (with
+//! `summarizeErrors=false`, which the spec gives as the default, Xero creates the good ones and
+//! answers 200, and the key would then replay half a posting). The remote id is the payments'
+//! ids in the parts' order, then the surcharge's, joined by `+`; a reversal deletes each.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,7 +23,9 @@ use app::ports::{
     InvoiceRead, PaymentPosting, PaymentReversal, Posted,
 };
 use async_trait::async_trait;
-use domain::{Currency, CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug, Secret};
+use domain::{
+    Allocation, Currency, CustomerId, Invoice, InvoiceNumber, InvoiceStatus, Money, OrgSlug, Secret,
+};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -21,7 +33,7 @@ use serde_json::{Number, Value, json};
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use crate::Endpoints;
-use crate::http::{money, number, retry_after};
+use crate::http::{money, number, parts, retry_after};
 
 /// The system's name in `AccountingConfig.system`.
 pub const NAME: &str = "xero";
@@ -649,13 +661,8 @@ impl XeroAccounting {
         }))
     }
 
-    /// A write: its outcome as a posting (`Recorded` carries the first created id).
-    async fn write(
-        &self,
-        call: &Call<'_>,
-        collection: &str,
-        id_field: &str,
-    ) -> Result<Written, AccountingError> {
+    /// A write's answer: a 429 as `Later`, a 400 as its body, a success as its JSON.
+    async fn answer(&self, call: &Call<'_>) -> Result<Answered, AccountingError> {
         let reply = self.call(call).await?;
         let status = reply.status;
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -664,19 +671,34 @@ impl XeroAccounting {
                 .get("x-rate-limit-problem")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("unknown");
-            return Ok(Written::Posted(Posted::Later {
+            return Ok(Answered::Later(Posted::Later {
                 after: retry_after(&reply.headers),
                 why: format!("Xero is rate limiting the org ({problem} limit)"),
             }));
         }
         if status == StatusCode::BAD_REQUEST {
-            return Ok(Written::Posted(Posted::Refused(refusal(&reply.body))));
+            return Ok(Answered::Refused(reply.body));
         }
         if !status.is_success() {
             return Err(AccountingError(format!("Xero answered {status}")));
         }
         let body: Value = serde_json::from_slice(&reply.body)
             .map_err(|e| AccountingError(format!("Xero's answer could not be read: {e}")))?;
+        Ok(Answered::Done(body))
+    }
+
+    /// A write: its outcome as a posting (`Recorded` carries the first created id).
+    async fn write(
+        &self,
+        call: &Call<'_>,
+        collection: &str,
+        id_field: &str,
+    ) -> Result<Written, AccountingError> {
+        let body = match self.answer(call).await? {
+            Answered::Later(posted) => return Ok(Written::Posted(posted)),
+            Answered::Refused(body) => return Ok(Written::Posted(Posted::Refused(refusal(&body)))),
+            Answered::Done(body) => body,
+        };
         let first = body.get(collection).and_then(|l| l.get(0));
         if let Some(item) = first {
             let messages = messages_of(item);
@@ -690,9 +712,54 @@ impl XeroAccounting {
         }
     }
 
+    /// The payments of a posting of several invoices, in one batch under the payment's key:
+    /// their ids in the parts' order, or what stopped them.
+    async fn post_parts(
+        &self,
+        posting: &PaymentPosting,
+        parts: &[Allocation],
+        creds: &XeroCredentials,
+    ) -> Result<Result<Vec<String>, Posted>, AccountingError> {
+        let date = posting.paid_on.to_string();
+        let payments: Vec<Value> = parts
+            .iter()
+            .map(|part| {
+                json!({
+                    "Invoice": {"InvoiceNumber": part.invoice.as_str()},
+                    "Account": {"Code": creds.payment_account},
+                    "Date": date,
+                    "Amount": number(part.amount),
+                    "Reference": posting.reference,
+                })
+            })
+            .collect();
+        let mut call = Call::write(
+            Method::PUT,
+            "Payments",
+            json!({ "Payments": payments }),
+            Some(posting.payment.as_str().to_owned()),
+        );
+        // All or none: a batch with one bad payment is a 400 and creates nothing.
+        call.query = vec![("summarizeErrors", "true".to_owned())];
+        let body = match self.answer(&call).await? {
+            Answered::Later(posted) => return Ok(Err(posted)),
+            Answered::Refused(body) => {
+                return Ok(Err(Posted::Refused(batch_refusal(&body, parts))));
+            }
+            Answered::Done(body) => body,
+        };
+        let items = body
+            .get("Payments")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        batch_outcome(items, parts)
+    }
+
     async fn post_surcharge(
         &self,
         posting: &PaymentPosting,
+        parts: &[Allocation],
         creds: &XeroCredentials,
         account: &str,
     ) -> Result<Written, AccountingError> {
@@ -708,7 +775,7 @@ impl XeroAccounting {
                 posting.invoice
             )));
         };
-        let what = format!("Card surcharge for {}", posting.invoice);
+        let what = format!("Card surcharge for {}", invoices_named(parts));
         let date = posting.paid_on.to_string();
         let body = json!({"Invoices": [{
             "Type": "ACCREC",
@@ -748,6 +815,125 @@ impl XeroAccounting {
 enum Written {
     Created(String),
     Posted(Posted),
+}
+
+enum Answered {
+    /// Rate limited.
+    Later(Posted),
+    /// A 400: its body.
+    Refused(Vec<u8>),
+    /// A success: its JSON.
+    Done(Value),
+}
+
+/// The invoices of a posting for a surcharge's reference ("INV-1", "INV-1, INV-2"), kept well
+/// inside Xero's 255 characters: past 200, the rest are counted.
+fn invoices_named(parts: &[Allocation]) -> String {
+    let mut named = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if !named.is_empty() && named.len() + part.invoice.as_str().len() > 200 {
+            return format!("{named} and {} more", parts.len() - i);
+        }
+        if !named.is_empty() {
+            named.push_str(", ");
+        }
+        named.push_str(part.invoice.as_str());
+    }
+    named
+}
+
+/// The invoice number a batch element names (Xero echoes the request's element).
+fn element_invoice(item: &Value) -> Option<&str> {
+    item.get("Invoice")
+        .and_then(|i| i.get("InvoiceNumber"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
+/// Xero's words on a refused batch, each element's named by its invoice: "invoice INV-2:
+/// Invoice not of valid status for modification".
+fn batch_refusal(body: &[u8], parts: &[Allocation]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return refusal(body);
+    };
+    let named: Vec<String> = v
+        .get("Elements")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flat_map(|list| list.iter().enumerate())
+        .filter_map(|(i, item)| part_refusal(item, parts.get(i)))
+        .collect();
+    if named.is_empty() {
+        refusal(body)
+    } else {
+        named.join("; ")
+    }
+}
+
+/// "invoice INV-2: Xero's words" when the element carries validation errors.
+fn part_refusal(item: &Value, part: Option<&Allocation>) -> Option<String> {
+    let mut messages = messages_of(item);
+    messages.dedup();
+    if messages.is_empty() {
+        return None;
+    }
+    let invoice = element_invoice(item)
+        .map(str::to_owned)
+        .or_else(|| part.map(|p| p.invoice.to_string()));
+    Some(match invoice {
+        Some(n) => format!("invoice {n}: {}", messages.join("; ")),
+        None => messages.join("; "),
+    })
+}
+
+/// The payment ids of a batch's successful answer, one an element in the parts' order. An
+/// answer with some elements refused (Xero took the batch as `summarizeErrors=false`: the
+/// others were created all the same) is a refusal that names both.
+fn batch_outcome(
+    items: &[Value],
+    parts: &[Allocation],
+) -> Result<Result<Vec<String>, Posted>, AccountingError> {
+    if items.len() != parts.len() {
+        return Err(AccountingError(format!(
+            "Xero answered {} payments for the {} invoices paid",
+            items.len(),
+            parts.len()
+        )));
+    }
+    let mut ids = Vec::new();
+    let mut refused = Vec::new();
+    let mut created = Vec::new();
+    for (item, part) in items.iter().zip(parts) {
+        if let Some(why) = part_refusal(item, Some(part)) {
+            refused.push(why);
+            continue;
+        }
+        let Some(id) = item.get("PaymentID").and_then(Value::as_str) else {
+            return Err(AccountingError("Xero's answer has no PaymentID".to_owned()));
+        };
+        if let Some(n) = element_invoice(item)
+            && !n.eq_ignore_ascii_case(part.invoice.as_str())
+        {
+            return Err(AccountingError(format!(
+                "Xero answered a payment of invoice {n} where one of {} was asked for",
+                part.invoice
+            )));
+        }
+        created.push(format!("invoice {} as payment {id}", part.invoice));
+        ids.push(id.to_owned());
+    }
+    if refused.is_empty() {
+        return Ok(Ok(ids));
+    }
+    let mut why = refused.join("; ");
+    if !created.is_empty() {
+        why.push_str(&format!(
+            " (Xero recorded the other invoices' payments all the same: {}; they stand, so \
+             record the rest by hand and mark this payment fixed)",
+            created.join(", ")
+        ));
+    }
+    Ok(Err(Posted::Refused(why)))
 }
 
 /// Xero's words from a 400: `Elements[].ValidationErrors[].Message`, else `Message`.
@@ -982,23 +1168,35 @@ impl Accounting for XeroAccounting {
         if let Some(later) = self.budget_wait() {
             return Ok(later);
         }
+        let parts = match parts(posting) {
+            Ok(parts) => parts,
+            Err(why) => return Ok(Posted::Refused(why)),
+        };
         let (creds, _) = self.snapshot();
-        let body = json!({"Payments": [{
-            "Invoice": {"InvoiceNumber": posting.invoice.as_str()},
-            "Account": {"Code": creds.payment_account},
-            "Date": posting.paid_on.to_string(),
-            "Amount": number(posting.amount),
-            "Reference": posting.reference,
-        }]});
-        let call = Call::write(
-            Method::PUT,
-            "Payments",
-            body,
-            Some(posting.payment.as_str().to_owned()),
-        );
-        let payment_id = match self.write(&call, "Payments", "PaymentID").await? {
-            Written::Created(id) => id,
-            Written::Posted(posted) => return Ok(posted),
+        let payment_id = if parts.len() > 1 {
+            match self.post_parts(posting, &parts, &creds).await? {
+                Ok(ids) => ids.join("+"),
+                Err(posted) => return Ok(posted),
+            }
+        } else {
+            let whole = &parts[0];
+            let body = json!({"Payments": [{
+                "Invoice": {"InvoiceNumber": whole.invoice.as_str()},
+                "Account": {"Code": creds.payment_account},
+                "Date": posting.paid_on.to_string(),
+                "Amount": number(whole.amount),
+                "Reference": posting.reference,
+            }]});
+            let call = Call::write(
+                Method::PUT,
+                "Payments",
+                body,
+                Some(posting.payment.as_str().to_owned()),
+            );
+            match self.write(&call, "Payments", "PaymentID").await? {
+                Written::Created(id) => id,
+                Written::Posted(posted) => return Ok(posted),
+            }
         };
         let surcharge_account = creds.surcharge_account.as_deref().filter(|a| !a.is_empty());
         let (Some(account), false) = (surcharge_account, posting.surcharge.is_zero()) else {
@@ -1007,7 +1205,10 @@ impl Accounting for XeroAccounting {
             });
         };
         // Retrying the whole posting is safe: every step has its own idempotency key.
-        match self.post_surcharge(posting, &creds, account).await? {
+        match self
+            .post_surcharge(posting, &parts, &creds, account)
+            .await?
+        {
             Written::Created(surcharge_id) => Ok(Posted::Recorded {
                 remote_id: format!("{payment_id}+{surcharge_id}"),
             }),
@@ -1144,6 +1345,75 @@ mod tests {
             "Payment amount exceeds the amount outstanding on this document"
         );
         assert_eq!(refusal(br#"{"Message":"No"}"#), "No");
+    }
+
+    fn part(invoice: &str, amount: &str) -> Allocation {
+        Allocation {
+            invoice: InvoiceNumber::parse(invoice).unwrap(),
+            amount: Money::parse(amount, Currency::Usd).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_refused_batch_names_each_refused_invoice() {
+        let parts = [part("INV-1", "10.00"), part("INV-2", "5.00")];
+        let body = br#"{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred","Elements":[{"Invoice":{"InvoiceNumber":"INV-1"},"Amount":10},{"Amount":5,"ValidationErrors":[{"Message":"Invoice not of valid status for modification"}]}]}"#;
+        assert_eq!(
+            batch_refusal(body, &parts),
+            "invoice INV-2: Invoice not of valid status for modification"
+        );
+        // No element errors: Xero's message, as for one invoice.
+        assert_eq!(batch_refusal(br#"{"Message":"No"}"#, &parts), "No");
+    }
+
+    #[test]
+    fn a_batch_answered_in_part_is_a_refusal_naming_what_xero_recorded() {
+        let parts = [part("INV-1", "10.00"), part("INV-2", "5.00")];
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[{"PaymentID":"aaaa-1","Invoice":{"InvoiceNumber":"INV-1"},"StatusAttributeString":"OK"},
+                {"Invoice":{"InvoiceNumber":"INV-2"},"StatusAttributeString":"ERROR","ValidationErrors":[{"Message":"Invoice not of valid status for modification"}]}]"#,
+        )
+        .unwrap();
+        let Ok(Err(Posted::Refused(why))) = batch_outcome(&items, &parts) else {
+            panic!("not refused")
+        };
+        assert_eq!(
+            why,
+            "invoice INV-2: Invoice not of valid status for modification (Xero recorded the \
+             other invoices' payments all the same: invoice INV-1 as payment aaaa-1; they \
+             stand, so record the rest by hand and mark this payment fixed)"
+        );
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[{"PaymentID":"aaaa-1","Invoice":{"InvoiceNumber":"INV-1"}},{"PaymentID":"bbbb-2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            batch_outcome(&items, &parts).unwrap(),
+            Ok(vec!["aaaa-1".to_owned(), "bbbb-2".to_owned()])
+        );
+        // An answer that does not match the request is an error (tried again), not a guess.
+        assert!(batch_outcome(&items[..1], &parts).is_err());
+        let swapped: Vec<Value> = serde_json::from_str(
+            r#"[{"PaymentID":"aaaa-1","Invoice":{"InvoiceNumber":"INV-2"}},{"PaymentID":"bbbb-2"}]"#,
+        )
+        .unwrap();
+        assert!(batch_outcome(&swapped, &parts).is_err());
+    }
+
+    #[test]
+    fn a_surcharge_names_the_invoices_within_xeros_limit() {
+        assert_eq!(invoices_named(&[part("INV-1", "1.00")]), "INV-1");
+        assert_eq!(
+            invoices_named(&[part("INV-1", "1.00"), part("INV-2", "1.00")]),
+            "INV-1, INV-2"
+        );
+        let many: Vec<Allocation> = (0..40)
+            .map(|i| part(&format!("INVOICE-{i:04}"), "1.00"))
+            .collect();
+        let named = invoices_named(&many);
+        assert!(named.len() < 240, "{named}");
+        assert!(named.starts_with("INVOICE-0000, INVOICE-0001"));
+        assert!(named.ends_with(" more"), "{named}");
     }
 
     #[test]

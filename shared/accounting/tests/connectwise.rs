@@ -1,5 +1,6 @@
 //! The ConnectWise Manage adapter against the ConnectWise double: reads, paging, PDFs,
-//! write-back (once, through 500s, 429s and timeouts), reversals, refused keys.
+//! write-back (once, through 500s, 429s and timeouts), reversals, refused keys; payments of
+//! several invoices posted part by part and reversed whole.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use app::ports::{
 };
 use devtools::connectwise_double::{ConnectWiseDouble, CwInvoice, Fault, Route};
 use domain::{
-    Currency, CustomerId, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentId, Secret,
+    Allocation, Currency, CustomerId, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentId,
+    Secret,
 };
 use time::macros::date;
 
@@ -513,4 +515,324 @@ async fn one_connection_serves_one_org() {
     p.org = other;
     assert!(cw.post_payment(&p).await.is_err());
     assert!(double.payments().is_empty());
+}
+
+/// One payment of several invoices: `parts` are (invoice, amount), the first the posting's
+/// invoice, the amount their sum.
+fn split_posting(parts: &[(&str, &str)]) -> PaymentPosting {
+    let allocations: Vec<Allocation> = parts
+        .iter()
+        .map(|(invoice, amount)| Allocation {
+            invoice: number(invoice),
+            amount: usd(amount),
+        })
+        .collect();
+    let amount = Money::sum(Currency::Usd, allocations.iter().map(|a| a.amount)).unwrap();
+    PaymentPosting {
+        amount,
+        allocations,
+        ..posting(parts[0].0, "0.01")
+    }
+}
+
+fn posts_to(double: &ConnectWiseDouble, invoice_id: u64) -> usize {
+    double.calls(&format!("POST /finance/invoices/{invoice_id}/payments"))
+}
+
+#[tokio::test]
+async fn a_payment_of_two_invoices_is_posted_to_each_and_found_again() {
+    let (double, first) = setup().await;
+    let second = double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let cw = adapter(&double);
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "100.00")]);
+
+    let remote = remote_id(&cw.post_payment(&p).await.unwrap());
+    let payments = double.payments();
+    assert_eq!(payments.len(), 2);
+    assert_eq!(
+        remote,
+        format!("{first}/{}+{second}/{}", payments[0].id, payments[1].id)
+    );
+    assert_eq!(
+        (payments[0].invoice_id, payments[0].amount.as_str()),
+        (first, "234.50")
+    );
+    assert_eq!(
+        (payments[1].invoice_id, payments[1].amount.as_str()),
+        (second, "100.00")
+    );
+    assert!(
+        payments
+            .iter()
+            .all(|p| p.payment_date == "2026-11-15T00:00:00Z")
+    );
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+    assert_eq!(double.balance("INV1002").as_deref(), Some("100.00"));
+
+    // Posted again (the runner's retry after a lost answer): both parts are found.
+    assert_eq!(remote_id(&cw.post_payment(&p).await.unwrap()), remote);
+    assert_eq!(double.payments().len(), 2);
+    assert_eq!(double.calls("POST /finance/invoices"), 2);
+}
+
+#[tokio::test]
+async fn a_posting_of_one_allocation_has_the_single_invoice_remote_id() {
+    let (double, id) = setup().await;
+    let cw = adapter(&double);
+    let remote = remote_id(
+        &cw.post_payment(&split_posting(&[("INV1001", "34.50")]))
+            .await
+            .unwrap(),
+    );
+    let payments = double.payments();
+    assert_eq!(remote, format!("{id}/{}", payments[0].id));
+    assert!(!remote.contains('+'));
+}
+
+#[tokio::test]
+async fn a_rate_limit_on_the_second_part_is_later_and_the_retry_posts_only_the_rest() {
+    let (double, first) = setup().await;
+    let second = double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let cw = adapter(&double);
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "200.00")]);
+
+    double.fail_next(
+        Route::PaymentPostTo(second),
+        vec![Fault::RateLimited {
+            retry_after_secs: 30,
+        }],
+    );
+    match cw.post_payment(&p).await.unwrap() {
+        Posted::Later { after, .. } => assert_eq!(after, Duration::from_secs(30)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(double.payments().len(), 1);
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+    assert_eq!(double.balance("INV1002").as_deref(), Some("200.00"));
+
+    let remote = remote_id(&cw.post_payment(&p).await.unwrap());
+    let payments = double.payments();
+    assert_eq!(payments.len(), 2);
+    assert_eq!(
+        remote,
+        format!("{first}/{}+{second}/{}", payments[0].id, payments[1].id)
+    );
+    assert_eq!(posts_to(&double, first), 1);
+    assert_eq!(posts_to(&double, second), 2); // the 429, then the post
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1000.00"));
+    assert_eq!(double.balance("INV1002").as_deref(), Some("0.00"));
+}
+
+#[tokio::test]
+async fn a_lost_answer_on_the_second_part_is_found_by_the_retry() {
+    let (double, first) = setup().await;
+    let second = double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let cw = adapter_with(&double, http, |_| {});
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "200.00")]);
+
+    double.fail_next(
+        Route::PaymentPostTo(second),
+        vec![Fault::Delay(Duration::from_millis(600))],
+    );
+    assert!(cw.post_payment(&p).await.is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(double.payments().len(), 2);
+
+    let remote = remote_id(&cw.post_payment(&p).await.unwrap());
+    assert_eq!(remote.split('+').count(), 2);
+    assert_eq!(double.payments().len(), 2);
+    assert_eq!(
+        (posts_to(&double, first), posts_to(&double, second)),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_part_connectwise_cannot_take_is_refused_by_its_invoice() {
+    let (double, _) = setup().await;
+    double.add_invoice(CwInvoice {
+        currency: Some("EUR".to_owned()),
+        ..invoice("EU-1", 250, "50.00", "50.00")
+    });
+    let cw = adapter(&double);
+
+    // Checked before anything is written.
+    for (parts, named) in [
+        (
+            [("INV1001", "100.00"), ("INV404", "10.00")],
+            "invoice INV404 is not in ConnectWise",
+        ),
+        (
+            [("INV1001", "100.00"), ("EU-1", "10.00")],
+            "invoice EU-1 is in EUR, the payment in USD",
+        ),
+    ] {
+        match cw.post_payment(&split_posting(&parts)).await.unwrap() {
+            Posted::Refused(why) => assert_eq!(why, named),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(double.payments().is_empty());
+    assert_eq!(double.calls("POST /finance/invoices"), 0);
+
+    // Parts that do not add up never reach ConnectWise.
+    let mut odd = split_posting(&[("INV1001", "100.00"), ("INV1002", "10.00")]);
+    odd.amount = usd("100.00");
+    match cw.post_payment(&odd).await.unwrap() {
+        Posted::Refused(why) => assert!(why.contains("do not add up"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(double.calls("INV1002"), 0);
+}
+
+#[tokio::test]
+async fn a_refused_second_part_names_its_invoice_and_what_stays_posted_and_the_retry_finishes() {
+    let (double, first) = setup().await;
+    let second = double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let cw = adapter(&double);
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "200.00")]);
+
+    // The first part goes in, the second waits; then the invoice is voided in ConnectWise.
+    double.fail_next(
+        Route::PaymentPostTo(second),
+        vec![Fault::RateLimited {
+            retry_after_secs: 5,
+        }],
+    );
+    assert!(matches!(
+        cw.post_payment(&p).await.unwrap(),
+        Posted::Later { .. }
+    ));
+    double.set_status("INV1002", "Void");
+    let posted = double.payments()[0].clone();
+    match cw.post_payment(&p).await.unwrap() {
+        Posted::Refused(why) => assert_eq!(
+            why,
+            format!(
+                "invoice INV1002: Payments cannot be applied to a voided invoice (InvalidObject). \
+                 Already posted to ConnectWise: invoice INV1001 (234.50) as payment {first}/{}; \
+                 a retry posts only the invoices not there yet",
+                posted.id
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(double.payments(), vec![posted.clone()]);
+
+    // The bookkeeper reopens it; the admin's retry posts the second part only.
+    double.set_status("INV1002", "New");
+    let remote = remote_id(&cw.post_payment(&p).await.unwrap());
+    let payments = double.payments();
+    assert_eq!(payments.len(), 2);
+    assert_eq!(
+        remote,
+        format!("{first}/{}+{second}/{}", posted.id, payments[1].id)
+    );
+    assert_eq!(posts_to(&double, first), 1);
+    assert_eq!(double.balance("INV1002").as_deref(), Some("0.00"));
+}
+
+#[tokio::test]
+async fn a_reversal_of_several_parts_deletes_each_even_across_a_rate_limit() {
+    let (double, _) = setup().await;
+    double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let cw = adapter(&double);
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "200.00")]);
+    let remote = remote_id(&cw.post_payment(&p).await.unwrap());
+
+    // Less than what is posted: refused before anything is deleted.
+    match cw
+        .reverse_payment(&reversal(&remote, "234.50"))
+        .await
+        .unwrap()
+    {
+        Posted::Refused(why) => assert!(why.contains("434.50"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(double.payments().len(), 2);
+    assert_eq!(double.calls("DELETE"), 0);
+
+    // Two looks and the first delete go through; the second delete is rate limited.
+    double.fail_next(
+        Route::Payments,
+        vec![
+            Fault::Delay(Duration::ZERO),
+            Fault::Delay(Duration::ZERO),
+            Fault::Delay(Duration::ZERO),
+            Fault::RateLimited {
+                retry_after_secs: 5,
+            },
+        ],
+    );
+    assert!(matches!(
+        cw.reverse_payment(&reversal(&remote, "434.50"))
+            .await
+            .unwrap(),
+        Posted::Later { .. }
+    ));
+    assert_eq!(double.payments().len(), 1);
+
+    let reversed = cw
+        .reverse_payment(&reversal(&remote, "434.50"))
+        .await
+        .unwrap();
+    assert_eq!(remote_id(&reversed), remote);
+    assert!(double.payments().is_empty());
+    assert_eq!(double.balance("INV1001").as_deref(), Some("1234.50"));
+    assert_eq!(double.balance("INV1002").as_deref(), Some("200.00"));
+
+    // Again: every part is gone already, which counts as reversed.
+    let again = cw
+        .reverse_payment(&reversal(&remote, "434.50"))
+        .await
+        .unwrap();
+    assert_eq!(remote_id(&again), remote);
+    assert_eq!(double.calls("DELETE /finance/invoices"), 3);
+
+    let bad = format!("{remote}+ledger");
+    assert!(matches!(
+        cw.reverse_payment(&reversal(&bad, "434.50")).await.unwrap(),
+        Posted::Refused(_)
+    ));
+}
+
+#[tokio::test]
+async fn an_invoice_gone_after_part_of_its_payment_was_posted_is_refused_and_nothing_reposted() {
+    let (double, first) = setup().await;
+    let second = double.add_invoice(invoice("INV1002", 250, "200.00", "200.00"));
+    let cw = adapter(&double);
+    let p = split_posting(&[("INV1001", "234.50"), ("INV1002", "200.00")]);
+    double.fail_next(
+        Route::PaymentPostTo(second),
+        vec![Fault::RateLimited {
+            retry_after_secs: 5,
+        }],
+    );
+    assert!(matches!(
+        cw.post_payment(&p).await.unwrap(),
+        Posted::Later { .. }
+    ));
+    let posted = double.payments()[0].clone();
+
+    double.remove_invoice("INV1002");
+    for _ in 0..2 {
+        match cw.post_payment(&p).await.unwrap() {
+            Posted::Refused(why) => assert_eq!(
+                why,
+                format!(
+                    "invoice INV1002 is not in ConnectWise. Already posted to ConnectWise: \
+                     invoice INV1001 (234.50) as payment {first}/{}; a retry posts only the \
+                     invoices not there yet",
+                    posted.id
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(double.payments(), vec![posted]);
+    assert_eq!(posts_to(&double, first), 1);
 }

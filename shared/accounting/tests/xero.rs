@@ -15,7 +15,8 @@ use app::system::SystemClock;
 use async_trait::async_trait;
 use devtools::xero_double::{Fault, Route, XeroDouble, XeroInvoice};
 use domain::{
-    Currency, CustomerId, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentId, Secret,
+    Allocation, Currency, CustomerId, InvoiceNumber, InvoiceStatus, Money, OrgSlug, PaymentId,
+    Secret,
 };
 use time::OffsetDateTime;
 use time::macros::date;
@@ -954,4 +955,311 @@ async fn a_config_of_another_system_or_unreadable_is_refused() {
     config.credentials = Secret::new(r#"{"client_id":"x","access_token":"very-secret"}"#.into());
     let e = new(&config).unwrap_err();
     assert!(!e.0.contains("very-secret"), "{e}");
+}
+
+impl World {
+    /// One payment of several invoices: `parts` are (invoice, amount), the amount their sum.
+    fn split_posting(&self, n: u32, parts: &[(&str, &str)], surcharge: &str) -> PaymentPosting {
+        let allocations: Vec<Allocation> = parts
+            .iter()
+            .map(|(invoice, amount)| Allocation {
+                invoice: number(invoice),
+                amount: usd(amount),
+            })
+            .collect();
+        let amount = Money::sum(Currency::Usd, allocations.iter().map(|a| a.amount)).unwrap();
+        PaymentPosting {
+            amount,
+            allocations,
+            ..self.posting(n, parts[0].0, "0.01", surcharge)
+        }
+    }
+
+    fn due(&self, invoice: &str) -> (String, String) {
+        let i = self.double.invoice(invoice).unwrap();
+        (i.status, i.amount_due)
+    }
+}
+
+fn recorded(posted: &Posted) -> Vec<String> {
+    match posted {
+        Posted::Recorded { remote_id } => remote_id.split('+').map(str::to_owned).collect(),
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+}
+
+const BATCH: &str = "PUT /api.xro/2.0/Payments?summarizeErrors=true";
+
+#[tokio::test]
+async fn a_payment_of_two_invoices_is_one_batch_then_its_surcharge() {
+    let w = world(Some("260")).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "AUTHORISED");
+    let xero = w.adapter();
+    let posting = w.split_posting(1, &[("INV-0001", "120.00"), ("INV-0002", "80.00")], "5.00");
+
+    let posted = xero.post_payment(&posting).await.unwrap();
+    let ids = recorded(&posted);
+    assert_eq!(ids.len(), 3);
+    // One PUT for both invoices (all or nothing), one for the surcharge's payment.
+    assert_eq!(w.double.calls(BATCH), 1);
+    assert_eq!(w.double.calls("PUT /api.xro/2.0/Payments"), 2);
+    let payments = w.double.payments();
+    assert_eq!(payments.len(), 3);
+    let ours: Vec<_> = payments
+        .iter()
+        .map(|p| {
+            (
+                p.payment_id.as_str(),
+                p.invoice_number.as_str(),
+                p.amount.as_str(),
+                p.idempotency_key.clone(),
+            )
+        })
+        .collect();
+    let key = Some(payment_id(1).to_string());
+    assert_eq!(
+        ours[..2],
+        [
+            (ids[0].as_str(), "INV-0001", "120.00", key.clone()),
+            (ids[1].as_str(), "INV-0002", "80.00", key),
+        ]
+    );
+    assert!(payments[..2].iter().all(|p| {
+        p.account_code == "090"
+            && p.date == date!(2026 - 03 - 10)
+            && p.reference == posting.reference
+    }));
+    assert_eq!(payments[2].payment_id, ids[2]);
+    assert_eq!(payments[2].amount, "5.00");
+    assert_eq!(w.due("INV-0001"), ("PAID".into(), "0.00".into()));
+    assert_eq!(w.due("INV-0002"), ("PAID".into(), "0.00".into()));
+    let extra = w
+        .double
+        .invoices()
+        .into_iter()
+        .find(|i| i.reference == "Card surcharge for INV-0001, INV-0002")
+        .expect("one surcharge invoice for the payment");
+    assert_eq!(extra.lines, vec![("260".to_owned(), "5.00".to_owned())]);
+    assert_eq!(extra.status, "PAID");
+
+    // Posted again: the same answer, nothing new.
+    assert_eq!(xero.post_payment(&posting).await.unwrap(), posted);
+    assert_eq!(w.double.payments().len(), 3);
+    assert_eq!(w.double.invoices().len(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_was_lost_is_replayed_not_posted_again() {
+    let w = world(Some("260")).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "AUTHORISED");
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let xero = w.adapter_with(quick);
+    let posting = w.split_posting(1, &[("INV-0001", "120.00"), ("INV-0002", "80.00")], "5.00");
+
+    // Xero makes both payments; the answer comes after the adapter gave up.
+    w.double
+        .fail_next(Route::Payments, vec![Fault::Delay(Duration::from_secs(1))]);
+    assert!(xero.post_payment(&posting).await.is_err());
+    let made = w.double.payments();
+    assert_eq!(made.len(), 2);
+    assert_eq!(w.due("INV-0001"), ("PAID".into(), "0.00".into()));
+
+    let posted = xero.post_payment(&posting).await.unwrap();
+    let ids = recorded(&posted);
+    assert_eq!(
+        ids[..2],
+        [made[0].payment_id.clone(), made[1].payment_id.clone()]
+    );
+    assert_eq!(xero.post_payment(&posting).await.unwrap(), posted);
+    let payments = w.double.payments();
+    assert_eq!(payments.len(), 3, "two parts and the surcharge, once each");
+    assert_eq!(w.double.calls(BATCH), 3);
+    assert_eq!(w.due("INV-0001"), ("PAID".into(), "0.00".into()));
+    assert_eq!(w.due("INV-0002"), ("PAID".into(), "0.00".into()));
+    assert_eq!(w.double.invoices().len(), 3);
+}
+
+#[tokio::test]
+async fn a_reversal_of_a_payment_of_two_invoices_deletes_all_three_payments() {
+    let w = world(Some("260")).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "AUTHORISED");
+    let xero = w.adapter();
+    let posting = w.split_posting(1, &[("INV-0001", "120.00"), ("INV-0002", "80.00")], "5.00");
+    let Posted::Recorded { remote_id } = xero.post_payment(&posting).await.unwrap() else {
+        panic!("not recorded")
+    };
+    let reversal = PaymentReversal {
+        org: w.org.clone(),
+        payment: payment_id(1),
+        remote_id: remote_id.clone(),
+        id: format!("{}-reversal", payment_id(1)),
+        amount: usd("200.00"),
+        on: date!(2026 - 03 - 20),
+    };
+
+    // The first delete goes through, the second is rate limited: later, then the rest.
+    w.double.fail_next(
+        Route::Payments,
+        vec![
+            Fault::Delay(Duration::ZERO),
+            Fault::RateLimited {
+                retry_after_secs: 9,
+                problem: "minute",
+            },
+        ],
+    );
+    assert!(matches!(
+        xero.reverse_payment(&reversal).await.unwrap(),
+        Posted::Later { after, .. } if after == Duration::from_secs(9)
+    ));
+    assert_eq!(w.double.payments().iter().filter(|p| p.deleted).count(), 1);
+
+    assert_eq!(
+        xero.reverse_payment(&reversal).await.unwrap(),
+        Posted::Recorded {
+            remote_id: remote_id.clone()
+        }
+    );
+    let payments = w.double.payments();
+    assert_eq!(payments.len(), 3);
+    assert!(payments.iter().all(|p| p.deleted));
+    assert_eq!(w.due("INV-0001"), ("AUTHORISED".into(), "120.00".into()));
+    assert_eq!(w.due("INV-0002"), ("AUTHORISED".into(), "80.00".into()));
+    // Reversed again (another reversal id): every part deleted already counts as done.
+    assert_eq!(
+        xero.reverse_payment(&PaymentReversal {
+            id: "rev_2".into(),
+            ..reversal
+        })
+        .await
+        .unwrap(),
+        Posted::Recorded { remote_id }
+    );
+}
+
+#[tokio::test]
+async fn a_lump_sum_split_across_two_invoices_leaves_the_rest_due_on_the_second() {
+    let w = world(None).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "AUTHORISED");
+    let xero = w.adapter();
+    let posting = w.split_posting(1, &[("INV-0001", "120.00"), ("INV-0002", "30.00")], "0");
+    assert_eq!(posting.amount, usd("150.00"));
+
+    let ids = recorded(&xero.post_payment(&posting).await.unwrap());
+    assert_eq!(ids.len(), 2);
+    assert_eq!(w.due("INV-0001"), ("PAID".into(), "0.00".into()));
+    assert_eq!(w.due("INV-0002"), ("AUTHORISED".into(), "50.00".into()));
+    let read = xero
+        .read_invoice(&w.org, &number("INV-0002"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.invoice.amount_due, usd("50.00"));
+}
+
+#[tokio::test]
+async fn a_batch_with_a_voided_invoice_is_refused_by_its_number_and_posts_nothing() {
+    let w = world(Some("260")).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "VOIDED");
+    w.invoice("INV-0003", "10.00", "10.00", "AUTHORISED");
+    let xero = w.adapter();
+
+    let posting = w.split_posting(1, &[("INV-0001", "120.00"), ("INV-0002", "80.00")], "5.00");
+    assert_eq!(
+        xero.post_payment(&posting).await.unwrap(),
+        Posted::Refused("invoice INV-0002: Invoice not of valid status for modification".into())
+    );
+    // Two parts refused: both named.
+    let posting = w.split_posting(
+        2,
+        &[
+            ("INV-0001", "120.00"),
+            ("INV-0002", "80.00"),
+            ("INV-0003", "10.01"),
+        ],
+        "0",
+    );
+    assert_eq!(
+        xero.post_payment(&posting).await.unwrap(),
+        Posted::Refused(
+            "invoice INV-0002: Invoice not of valid status for modification; invoice INV-0003: \
+             Payment amount exceeds the amount outstanding on this document"
+                .into()
+        )
+    );
+    assert!(w.double.payments().is_empty());
+    assert_eq!(w.double.invoices().len(), 3, "no surcharge invoice");
+    assert_eq!(w.due("INV-0001"), ("AUTHORISED".into(), "120.00".into()));
+
+    // Parts that do not add up are refused without a call.
+    let mut odd = w.split_posting(3, &[("INV-0001", "120.00"), ("INV-0003", "10.00")], "0");
+    odd.amount = usd("120.00");
+    match xero.post_payment(&odd).await.unwrap() {
+        Posted::Refused(why) => assert!(why.contains("do not add up"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.double.calls("/Payments"), 2);
+}
+
+#[tokio::test]
+async fn the_double_takes_a_batch_all_or_nothing_unless_summarize_errors_is_false() {
+    let w = world(None).await;
+    w.invoice("INV-0001", "120.00", "120.00", "AUTHORISED");
+    w.invoice("INV-0002", "80.00", "80.00", "VOIDED");
+    let (creds, _) = w.stored();
+    let put = |query: &'static str, key: &'static str| {
+        let body = serde_json::json!({"Payments": [
+            {"Invoice": {"InvoiceNumber": "INV-0001"}, "Account": {"Code": "090"}, "Date": "2026-03-10", "Amount": 20},
+            {"Invoice": {"InvoiceNumber": "INV-0002"}, "Account": {"Code": "090"}, "Date": "2026-03-10", "Amount": 5},
+        ]});
+        http_client()
+            .put(format!("{}/api.xro/2.0/Payments{query}", w.double.url()))
+            .bearer_auth(&creds.access_token)
+            .header("xero-tenant-id", &creds.tenant_id)
+            .header("Idempotency-Key", key)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+    };
+
+    for query in ["", "?summarizeErrors=true"] {
+        let answer = put(query, "k-1").await.unwrap();
+        assert_eq!(answer.status(), 400);
+        let v: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+        let elements = v["Elements"].as_array().unwrap();
+        assert_eq!(elements.len(), 2);
+        assert!(elements[0].get("ValidationErrors").is_none());
+        assert_eq!(
+            elements[1]["ValidationErrors"][0]["Message"],
+            "Invoice not of valid status for modification"
+        );
+        assert!(w.double.payments().is_empty());
+    }
+
+    let answer = put("?summarizeErrors=false", "k-2").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let first = answer.bytes().await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    let items = v["Payments"].as_array().unwrap();
+    assert_eq!(items[0]["StatusAttributeString"], "OK");
+    assert_eq!(items[0]["Invoice"]["AmountDue"].as_f64(), Some(100.0));
+    assert_eq!(items[1]["StatusAttributeString"], "ERROR");
+    assert_eq!(
+        items[1]["ValidationErrors"][0]["Message"],
+        "Invoice not of valid status for modification"
+    );
+    assert_eq!(w.double.payments().len(), 1);
+    // The key replays the whole answer.
+    let again = put("?summarizeErrors=false", "k-2").await.unwrap();
+    assert_eq!(again.bytes().await.unwrap(), first);
+    assert_eq!(w.double.payments().len(), 1);
+    assert_eq!(w.due("INV-0001"), ("AUTHORISED".into(), "100.00".into()));
 }

@@ -79,6 +79,9 @@ pub enum Route {
     Payments,
     /// `POST /finance/invoices/{id}/payments` only (the write, not the look before it).
     PaymentPost,
+    /// `POST /finance/invoices/{id}/payments` to this invoice id only (one part of a payment
+    /// of several invoices).
+    PaymentPostTo(u64),
     /// `/finance/invoices...` other than payments (lists, one invoice, PDFs).
     Invoices,
     /// Every request.
@@ -90,6 +93,9 @@ impl Route {
         match self {
             Route::Payments => path.contains("/payments"),
             Route::PaymentPost => *method == Method::POST && path.ends_with("/payments"),
+            Route::PaymentPostTo(id) => {
+                *method == Method::POST && path == format!("/finance/invoices/{id}/payments")
+            }
             Route::Invoices => path.starts_with("/finance/invoices") && !path.contains("/payments"),
             Route::Any => true,
         }
@@ -236,6 +242,16 @@ impl ConnectWiseDouble {
         let mut inner = self.inner();
         let invoice = inner.by_number(number).expect("a known invoice");
         invoice.status = status.to_owned();
+    }
+
+    /// Deletes an invoice and its payments (as a bookkeeper may in ConnectWise).
+    pub fn remove_invoice(&self, number: &str) {
+        let mut inner = self.inner();
+        let Some(at) = inner.invoices.iter().position(|i| i.number == number) else {
+            return;
+        };
+        let id = inner.invoices.remove(at).id;
+        inner.payments.retain(|p| p.invoice_id != id);
     }
 
     /// An invoice's balance as decimal text ("1234.50"), None if unknown.

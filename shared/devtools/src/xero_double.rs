@@ -23,6 +23,13 @@
 //! * `PUT /Invoices` and `PUT /Payments` honour `Idempotency-Key`: a key seen with a successful
 //!   answer replays that answer byte for byte and creates nothing (failed answers are not
 //!   kept, so a corrected retry goes through).
+//! * `PUT /Payments` takes a batch: one payment an element, each on its own invoice (several
+//!   on one invoice may not take more than it owes together). With `summarizeErrors` absent or
+//!   `true` (Xero's behaviour by default) one bad element refuses the whole batch: `400` with
+//!   every element in `Elements`, the bad ones with `ValidationErrors`, nothing created. With
+//!   `summarizeErrors=false` the good ones are created and the answer is `200` with each
+//!   element in order, `StatusAttributeString` `OK` (the payment) or `ERROR` (the request's
+//!   element with its `ValidationErrors`); that answer is kept for its key like any `200`.
 //! * Faults are scripted per route with [`XeroDouble::fail_next`] and consumed in order.
 //!   A [`Fault::Delay`] lets the request be processed and holds its answer (to a client that
 //!   timed out, the answer was lost).
@@ -230,6 +237,16 @@ struct Account {
     code: String,
     /// "BANK" or "REVENUE"
     kind: &'static str,
+}
+
+/// A payment of a `PUT /Payments` element that passed validation, before it is made.
+struct PlannedPayment {
+    /// Index into the invoices.
+    invoice: usize,
+    amount: i64,
+    account_code: String,
+    date: Date,
+    reference: String,
 }
 
 /// An answer before the limit headers are added.
@@ -1019,7 +1036,13 @@ impl Inner {
             ("GET", ["Invoices"]) => self.list_invoices(query),
             ("GET", ["Invoices", id]) => self.one_invoice(id, accept_pdf),
             ("PUT" | "POST", ["Invoices"]) => self.create_invoices(body),
-            ("PUT", ["Payments"]) => self.create_payments(body, key.as_deref()),
+            ("PUT", ["Payments"]) => {
+                let summarize = query
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("summarizeErrors"))
+                    .is_none_or(|(_, v)| !v.eq_ignore_ascii_case("false"));
+                self.create_payments(body, key.as_deref(), summarize)
+            }
             ("POST", ["Payments", id]) => self.delete_payment(id, body),
             _ => problem(
                 404,
@@ -1614,16 +1637,22 @@ impl Inner {
         })
     }
 
-    fn create_payments(&mut self, body: &[u8], key: Option<&str>) -> Answer {
+    /// `PUT /Payments`: all or nothing when `summarize` (a 400 naming the bad elements), else
+    /// the good elements created and a 200 with every element's outcome.
+    fn create_payments(&mut self, body: &[u8], key: Option<&str>, summarize: bool) -> Answer {
         let Ok(body) = serde_json::from_slice::<Value>(body) else {
             return validation(vec![
                 json!({"ValidationErrors": [{"Message": "The request body could not be read as JSON"}]}),
             ]);
         };
         let requested = items(&body, "Payments");
-        let mut planned = Vec::new();
-        let mut elements = Vec::new();
-        let mut failed = requested.is_empty();
+        if requested.is_empty() {
+            return validation(vec![
+                json!({"ValidationErrors": [{"Message": "No payments were given"}]}),
+            ]);
+        }
+        // Each element: what it would create, or the element with its errors.
+        let mut outcomes: Vec<Result<PlannedPayment, Value>> = Vec::new();
         // What earlier items of this request take from each invoice.
         let mut taken: HashMap<usize, i64> = HashMap::new();
         for item in &requested {
@@ -1669,35 +1698,50 @@ impl Inner {
                             "Payment amount exceeds the amount outstanding on this document"
                                 .to_owned(),
                         );
-                    } else {
+                    } else if errors.is_empty() {
                         *taken.entry(i).or_default() += a;
                     }
                 }
             }
             if errors.is_empty() {
-                elements.push(item.clone());
-                planned.push((
-                    invoice.unwrap_or_default(),
-                    amount.unwrap_or_default(),
-                    account.map(|a| a.0).unwrap_or_default(),
-                    date.unwrap_or(time::macros::date!(2000 - 01 - 01)),
-                    str_of(item, "Reference").unwrap_or("").to_owned(),
-                ));
+                outcomes.push(Ok(PlannedPayment {
+                    invoice: invoice.unwrap_or_default(),
+                    amount: amount.unwrap_or_default(),
+                    account_code: account.map(|a| a.0).unwrap_or_default(),
+                    date: date.unwrap_or(time::macros::date!(2000 - 01 - 01)),
+                    reference: str_of(item, "Reference").unwrap_or("").to_owned(),
+                }));
             } else {
-                failed = true;
                 let mut e = item.clone();
                 e["ValidationErrors"] = errors.iter().map(|m| json!({ "Message": m })).collect();
-                elements.push(e);
+                outcomes.push(Err(e));
             }
         }
-        if failed {
-            if requested.is_empty() {
-                elements.push(json!({"ValidationErrors": [{"Message": "No payments were given"}]}));
-            }
+        let failed = outcomes.iter().any(Result::is_err);
+        if failed && summarize {
+            let elements = outcomes
+                .into_iter()
+                .zip(requested)
+                .map(|(outcome, item)| outcome.err().unwrap_or(item))
+                .collect();
             return validation(elements);
         }
-        let mut created = Vec::new();
-        for (i, amount, account_code, date, reference) in planned {
+        // Each element: the index of the payment made, or the element with its errors.
+        let mut made: Vec<Result<usize, Value>> = Vec::new();
+        for outcome in outcomes {
+            let PlannedPayment {
+                invoice: i,
+                amount,
+                account_code,
+                date,
+                reference,
+            } = match outcome {
+                Ok(planned) => planned,
+                Err(e) => {
+                    made.push(Err(e));
+                    continue;
+                }
+            };
             let id = self.uuid(7);
             let now = self.now();
             let inv = &mut self.invoices[i];
@@ -1710,7 +1754,7 @@ impl Inner {
             }
             let invoice_id = inv.id.clone();
             self.payments.push(Pay {
-                id: id.clone(),
+                id,
                 invoice_id,
                 amount,
                 account_code,
@@ -1720,11 +1764,24 @@ impl Inner {
                 deleted: false,
                 updated: now,
             });
-            created.push(self.payments.len() - 1);
+            made.push(Ok(self.payments.len() - 1));
         }
-        let items: Vec<Value> = created
-            .iter()
-            .map(|&p| self.payment_json(&self.payments[p]))
+        // Written once the whole batch is made: an invoice's amounts are those after it.
+        let items: Vec<Value> = made
+            .into_iter()
+            .map(|m| {
+                let (mut v, status) = match m {
+                    Ok(p) => (self.payment_json(&self.payments[p]), "OK"),
+                    Err(mut e) => {
+                        e["HasValidationErrors"] = json!(true);
+                        (e, "ERROR")
+                    }
+                };
+                if !summarize {
+                    v["StatusAttributeString"] = json!(status);
+                }
+                v
+            })
             .collect();
         let v = self.envelope("Payments", items, None);
         Answer::json(200, &v)
