@@ -154,6 +154,32 @@ impl Browser {
         }
     }
 
+    /// How many elements the CSS selector finds.
+    pub async fn js_count(&self, selector: &str) -> u64 {
+        let found = self
+            .js(
+                "return document.querySelectorAll(arguments[0]).length",
+                vec![json!(selector)],
+            )
+            .await;
+        found.as_u64().expect("a count")
+    }
+
+    /// An attribute (or `value`, as typed) of the first element the CSS selector finds.
+    pub async fn attribute(&self, selector: &str, name: &str) -> String {
+        let found = self
+            .js(
+                "const el = document.querySelector(arguments[0]);
+                 return el ? (arguments[1] === 'value' ? el.value : el[arguments[1]] || el.getAttribute(arguments[1])) : null;",
+                vec![json!(selector), json!(name)],
+            )
+            .await;
+        match found {
+            Value::String(s) => s,
+            other => panic!("{selector} {name}: {other}"),
+        }
+    }
+
     /// Waits (at most [`WAIT`]) until the page shows `text`; answers the page's text.
     pub async fn wait_for_text(&self, text: &str) -> String {
         let deadline = Instant::now() + WAIT;

@@ -252,7 +252,8 @@ async fn signing_out_everywhere_ends_every_session() {
 }
 
 #[tokio::test]
-async fn notification_preferences_are_kept_and_a_turned_off_receipt_is_not_sent() {
+async fn notification_preferences_are_kept_and_only_a_receipt_asked_for_on_the_page_overrides_them()
+{
     let world = World::new().await;
     let cookie = world
         .payer("demo", "pat@harbor.test", &["cust-1"], OLD)
@@ -293,13 +294,26 @@ async fn notification_preferences_are_kept_and_a_turned_off_receipt_is_not_sent(
     .await;
     assert_eq!(read, off);
 
-    // A receipt to the user who turned receipts off is not sent; to an address that is no
-    // user's it goes.
+    // Pat pays signed in with a saved card and names no address: the receipt would go to Pat,
+    // who turned receipts off, so none goes. A receipt asked for on the page (the address
+    // typed, even Pat's own) always goes.
     world.add_invoice("demo", "INV-1", "10.00").await;
     world.add_invoice("demo", "INV-2", "20.00").await;
+    world.add_invoice("demo", "INV-3", "30.00").await;
+    let card = world.save_card(&cookie, "4242 4242 4242 4242").await;
+    let saved = json!({"method_id": card});
+    let (status, _, payment) = call(
+        &router,
+        "POST",
+        "/api/pay/demo/INV-1",
+        &[("idempotency-key", "k-1"), ("cookie", &cookie)],
+        Some(saved),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
     for (invoice, email, key) in [
-        ("INV-1", "pat@harbor.test", "k-1"),
-        ("INV-2", "guest@harbor.test", "k-2"),
+        ("INV-2", "pat@harbor.test", "k-2"),
+        ("INV-3", "guest@harbor.test", "k-3"),
     ] {
         let token = world.card_token("4242 4242 4242 4242").await;
         let (status, _, payment) = call(
@@ -312,14 +326,21 @@ async fn notification_preferences_are_kept_and_a_turned_off_receipt_is_not_sent(
         .await;
         assert_eq!(status, StatusCode::CREATED, "{payment}");
     }
-    let receipts: Vec<String> = world
+    let mut receipts: Vec<String> = world
         .outbox()
         .await
         .into_iter()
         .filter(|m| m.message.subject.contains("Receipt"))
-        .map(|m| m.message.to.to_string())
+        .map(|m| format!("{} {}", m.message.to, m.message.subject))
         .collect();
-    assert_eq!(receipts, ["guest@harbor.test"]);
+    receipts.sort();
+    assert_eq!(
+        receipts,
+        [
+            "guest@harbor.test Receipt from demo IT - invoice INV-3",
+            "pat@harbor.test Receipt from demo IT - invoice INV-2"
+        ]
+    );
 
     // The page's form: the boxes show what is saved, and an unticked box turns it off.
     let mut browser = Browser::new(world.local_router());

@@ -687,3 +687,53 @@ async fn a_rate_limit_delays_a_write_back_but_never_parks_it() {
     assert_eq!(run_queue(&world).await.done, 1);
     assert_eq!(xero.payments().len(), 1);
 }
+
+#[tokio::test]
+async fn a_payment_of_two_xero_invoices_is_charged_once_and_posted_to_each_in_one_batch() {
+    let (world, xero) = xero_world().await;
+    connect_xero(&world, &xero).await;
+    let mut older = XeroInvoice::authorised("INV-2101", CONTACT, "150.00", "USD");
+    older.amount_due = "120.00".into();
+    older.due_date = NOW.date() - Duration::days(3);
+    xero.add_invoice(older);
+    xero.add_invoice(XeroInvoice::authorised("INV-2102", CONTACT, "80.00", "USD"));
+    let pat = world
+        .payer("demo", "pat@harbor.test", &[CONTACT], "payer password 123")
+        .await;
+    let card = world.save_card(&pat, "4242424242424242").await;
+
+    let body = json!({"invoices": ["INV-2102", "INV-2101"], "method_id": card});
+    let (status, _, payment) = call(
+        &world.local_router(),
+        "POST",
+        "/api/me/orgs/demo/payments",
+        &[("cookie", &pat), ("idempotency-key", "k-both")],
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(payment["amount"]["amount"], "200.00", "Xero's amounts due");
+    let charged = world.sandbox().charges(10).await.unwrap();
+    assert_eq!(charged.len(), 1);
+
+    assert_eq!(run_queue(&world).await.done, 1);
+    let mut posted: Vec<(String, String)> = xero
+        .payments()
+        .iter()
+        .map(|p| (p.invoice_number.clone(), p.amount.clone()))
+        .collect();
+    posted.sort();
+    assert_eq!(
+        posted,
+        [
+            ("INV-2101".to_owned(), "120.00".to_owned()),
+            ("INV-2102".to_owned(), "80.00".to_owned())
+        ]
+    );
+    assert_eq!(xero.calls("PUT /api.xro/2.0/Payments"), 1, "one batch");
+    for number in ["INV-2101", "INV-2102"] {
+        assert_eq!(xero.invoice(number).unwrap().status, "PAID", "{number}");
+    }
+    later(&world, Duration::hours(3));
+    assert_eq!(run_queue(&world).await, Default::default());
+}

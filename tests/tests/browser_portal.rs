@@ -9,7 +9,7 @@ use std::path::Path;
 
 use paybridge_tests::real_browser::{Browser, Site};
 use paybridge_tests::{NOW, World, call};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::{Date, Duration};
 
 const EMAIL: &str = "pat@harbor.test";
@@ -200,40 +200,4 @@ async fn payer_uses_the_portal(width: u32, height: u32) {
     browser.step("search-error").await;
 
     browser.finish().await;
-}
-
-/// What the harness does not have: a count of elements, an attribute.
-trait More {
-    async fn js_count(&self, selector: &str) -> u64;
-    async fn attribute(&self, selector: &str, name: &str) -> String;
-}
-
-impl More for Browser {
-    async fn js_count(&self, selector: &str) -> u64 {
-        let found = self
-            .client()
-            .execute(
-                "return document.querySelectorAll(arguments[0]).length",
-                vec![json!(selector)],
-            )
-            .await
-            .unwrap();
-        found.as_u64().unwrap()
-    }
-
-    async fn attribute(&self, selector: &str, name: &str) -> String {
-        let found = self
-            .client()
-            .execute(
-                "const el = document.querySelector(arguments[0]);
-                 return el ? (arguments[1] === 'value' ? el.value : el[arguments[1]] || el.getAttribute(arguments[1])) : null;",
-                vec![json!(selector), json!(name)],
-            )
-            .await
-            .unwrap();
-        match found {
-            Value::String(s) => s,
-            other => panic!("{selector} {name}: {other}"),
-        }
-    }
 }

@@ -469,6 +469,7 @@ async fn paid_elsewhere_is_skipped_and_paying_now_cancels_the_schedule() {
         amount: None,
         amount_at_most: false,
         receipt_email: None,
+        receipt_asked: false,
         client: None,
     };
     app::pay_now::pay(&world.services, command).await.unwrap();

@@ -196,6 +196,8 @@ pub async fn charge(s: &Services, cmd: ProxyCharge) -> Result<Payment, PayError>
             // "At most" the posted amount: a posted amount above the balance charges the balance.
             amount_at_most: true,
             receipt_email: cmd.receipt_email,
+            // Typed into ConnectWise's portal, not asked of us: the account's preferences hold.
+            receipt_asked: false,
             client: cmd.client,
         },
     )

@@ -160,16 +160,24 @@ pub fn payment_event(payment: &Payment) -> DomainEvent {
 }
 
 /// Tells the payer (if they left an address and the payment went through) and the event bus.
-pub async fn payment_outcome(s: &Services, payment: &Payment, org_name: &str, customer_name: &str) {
+/// A receipt the payer asked for on the page goes whatever their account prefers; one nobody
+/// asked for (a saved method's default address) follows the preferences.
+pub async fn payment_outcome(
+    s: &Services,
+    payment: &Payment,
+    (org_name, customer_name): (&str, &str),
+    asked: bool,
+) {
     if let Err(e) = s.events.publish(&payment_event(payment)).await {
         tracing::error!(payment = %payment.id, error = %e, "payment event not published");
     }
     if payment.status == PaymentStatus::Failed {
         return;
     }
-    if let Some(to) = &payment.receipt_email
-        && crate::account::wants_at(s, to, crate::account::EmailKind::Receipts).await
-    {
+    let Some(to) = &payment.receipt_email else {
+        return;
+    };
+    if asked || crate::account::wants_at(s, to, crate::account::EmailKind::Receipts).await {
         let message = Receipt::of(payment, org_name, customer_name).email(to.clone());
         if let Err(e) = s.mailer.send(&message).await {
             tracing::error!(payment = %payment.id, error = %e, "receipt not sent");

@@ -41,6 +41,9 @@ pub struct PayCommand {
     /// instead of refused.
     pub amount_at_most: bool,
     pub receipt_email: Option<Email>,
+    /// The payer typed `receipt_email` on the page: the receipt goes whatever the address's
+    /// account prefers (its preferences govern only receipts nobody asked for).
+    pub receipt_asked: bool,
     /// The client's network address, for the per-address decline limit.
     pub client: Option<String>,
 }
@@ -155,6 +158,7 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         parts,
         source: cmd.source,
         receipt_email: cmd.receipt_email,
+        receipt_asked: cmd.receipt_asked,
         counted,
     };
     charge(s, charging).await
@@ -170,6 +174,7 @@ pub(crate) struct Charging {
     pub parts: Vec<Allocation>,
     pub source: PaySource,
     pub receipt_email: Option<Email>,
+    pub receipt_asked: bool,
     pub counted: Counted,
 }
 
@@ -275,6 +280,7 @@ pub(crate) async fn charge(s: &Services, c: Charging) -> Result<Payment, PayErro
     let told = Told {
         org_name: c.org.name.clone(),
         customer_name: first.invoice.customer_name.clone(),
+        receipt_asked: c.receipt_asked,
     };
     match s.gateway.charge(&request).await {
         Ok(outcome) => finish(s, payment, outcome, c.reads, &told, Some(&c.counted)).await,
@@ -291,10 +297,11 @@ pub(crate) struct Counted {
     pub window: i64,
 }
 
-/// Names for the receipt.
+/// Names for the receipt, and whether the payer asked for it on the page.
 struct Told {
     org_name: String,
     customer_name: String,
+    receipt_asked: bool,
 }
 
 /// The balance now, or less where the org allows partial payments; never more.
@@ -362,6 +369,12 @@ async fn card_surcharge(
     }
 }
 
+impl Told {
+    fn names(&self) -> (&str, &str) {
+        (&self.org_name, &self.customer_name)
+    }
+}
+
 /// Carries on a payment whose first request stopped part-way: the gateway is asked what became
 /// of our reference; nothing is charged again.
 pub(crate) async fn resume(s: &Services, payment: Payment) -> Result<Payment, PayError> {
@@ -421,6 +434,7 @@ async fn told_of(s: &Services, payment: &Payment) -> Told {
     Told {
         org_name,
         customer_name,
+        receipt_asked: false,
     }
 }
 
@@ -459,7 +473,7 @@ async fn finish(
             }
             match s.attempts.finish_declined(&payment, now).await {
                 Ok(()) => {
-                    notices::payment_outcome(s, &payment, &told.org_name, &told.customer_name).await
+                    notices::payment_outcome(s, &payment, told.names(), told.receipt_asked).await
                 }
                 Err(FinishError::NotPending) => {}
                 Err(_) => return Err(PayError::Unresolved(Box::new(payment))),
@@ -512,7 +526,7 @@ async fn finish(
                         if settling {
                             watch_if_untold(s, &payment, now).await;
                         }
-                        notices::payment_outcome(s, &payment, &told.org_name, &told.customer_name)
+                        notices::payment_outcome(s, &payment, told.names(), told.receipt_asked)
                             .await;
                         return Ok(payment);
                     }

@@ -34,6 +34,8 @@ pub struct PaySeveral {
     pub payment_id: PaymentId,
     pub resumed: bool,
     pub receipt_email: Option<Email>,
+    /// The payer typed `receipt_email` (see `PayCommand::receipt_asked`).
+    pub receipt_asked: bool,
     pub client: Option<String>,
 }
 
@@ -170,6 +172,7 @@ pub async fn pay_several(s: &Services, cmd: PaySeveral) -> Result<Payment, PayEr
             method: cmd.method,
         },
         receipt_email: cmd.receipt_email,
+        receipt_asked: cmd.receipt_asked,
         counted,
     };
     let payment = pay_now::charge(s, charging).await?;

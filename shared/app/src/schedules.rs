@@ -482,6 +482,7 @@ async fn step(
         amount: claimed.amount.map(Money::amount_string),
         amount_at_most: true,
         receipt_email: Some(payer.email.clone()),
+        receipt_asked: false,
         client: None,
     };
     let result = crate::pay_now::pay(s, command).await;

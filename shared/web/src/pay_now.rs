@@ -311,12 +311,13 @@ async fn pay(
         }
         _ => return Problem::invalid("send either token or method_id").into_response(),
     };
-    let email = match body
+    let typed = body
         .email
         .as_deref()
         .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
+        .filter(|e| !e.is_empty());
+    let receipt_asked = typed.is_some();
+    let email = match typed {
         // A signed-in payer's receipt goes to them unless they name another address.
         None => user.map(|u| u.email),
         Some(raw) => match Email::parse(raw) {
@@ -358,6 +359,7 @@ async fn pay(
                 amount: body.amount,
                 amount_at_most: false,
                 receipt_email: email,
+                receipt_asked,
                 client: client.map(|ip| ip.to_string()),
             };
             match app::pay_now::pay(&worker, command).await {

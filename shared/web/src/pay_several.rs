@@ -219,12 +219,13 @@ async fn pay_several(
     let Ok(method) = MethodId::parse(&body.method_id) else {
         return Problem::not_found("no such payment method").into_response();
     };
-    let email = match body
+    let typed = body
         .email
         .as_deref()
         .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
+        .filter(|e| !e.is_empty());
+    let receipt_asked = typed.is_some();
+    let email = match typed {
         None => user.email.clone(),
         Some(raw) => match Email::parse(raw) {
             Ok(email) => email,
@@ -282,6 +283,7 @@ async fn pay_several(
                 payment_id,
                 resumed: claimed.resumed,
                 receipt_email: Some(email),
+                receipt_asked,
                 client: client.map(|ip| ip.to_string()),
             };
             match app::pay_several::pay_several(&worker, command).await {
