@@ -403,6 +403,13 @@ async fn the_pages_show_the_split_pay_once_and_show_the_payment() {
     assert!(page.body.contains("data-invoice=\"INV-B\">USD 80.00"));
     let dashboard = browser.get("/portal/orgs/demo").await;
     assert!(!dashboard.body.contains("data-invoice=\"INV-A\""), "paid");
+    // Among the recent payments: both invoices, and the way to the payment's page.
+    assert!(
+        dashboard.body.contains("INV-A, INV-B"),
+        "{}",
+        dashboard.body
+    );
+    assert!(dashboard.body.contains(&format!("href=\"{payment_page}\"")));
     assert!(dashboard.body.contains("data-invoice=\"INV-C\""));
 
     // Sam sees none of it.

@@ -45,6 +45,11 @@ impl Meter {
             .into_iter()
             .filter_map(|c| c.capacity_units())
             .sum();
+        self.record_units(kind, units);
+    }
+
+    /// One call that consumed `units` (where the answer's own figure cannot be trusted).
+    pub(crate) fn record_units(&self, kind: Kind, units: f64) {
         let mut usage = self.0.lock().expect("meter lock");
         usage.calls += 1;
         match kind {

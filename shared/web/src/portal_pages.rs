@@ -154,7 +154,10 @@ struct ScheduleRow {
 
 struct PaymentRow {
     date: String,
+    /// The invoice paid, or several: "INV-1, INV-2".
     invoice: String,
+    /// The payment's page: each invoice's part.
+    link: String,
     amount: String,
     status: String,
     method: String,
@@ -164,7 +167,13 @@ struct PaymentRow {
 fn payment_row(org: &OrgSlug, p: &app::payments::Payment) -> PaymentRow {
     PaymentRow {
         date: day(p.created_at.date()),
-        invoice: p.invoice_number.to_string(),
+        invoice: p
+            .parts()
+            .iter()
+            .map(|a| a.invoice.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        link: format!("/portal/orgs/{org}/payments/{}", p.id),
         amount: p.amount.to_string(),
         status: status_text(p.status.as_str()),
         method: p

@@ -526,8 +526,9 @@ async fn payer_admin_page(store: &Store, runs: usize) -> Row {
 }
 
 /// A payer of the bench org saves a card (each run a new payer: the first save makes the
-/// gateway customer too), then pays an invoice with it through the pay-now router, signed in.
-async fn saved_methods(store: &Store, runs: usize) -> [Row; 2] {
+/// gateway customer too), then pays an invoice with it through the pay-now router, signed in,
+/// then three invoices at once (`POST /api/me/orgs/{org}/payments`).
+async fn saved_methods(store: &Store, runs: usize) -> [Row; 3] {
     use std::sync::Arc;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
     let gateway = Arc::new(gateways::SandboxGateway::new(
@@ -583,6 +584,15 @@ async fn saved_methods(store: &Store, runs: usize) -> [Row; 2] {
         app::ledger::add_invoice(store, clock.as_ref(), &org, Currency::Usd, &new)
             .await
             .unwrap();
+        for n in 1..=3 {
+            let several = app::ledger::NewInvoice {
+                invoice_number: format!("M-{i}-{n}"),
+                ..new.clone()
+            };
+            app::ledger::add_invoice(store, clock.as_ref(), &org, Currency::Usd, &several)
+                .await
+                .unwrap();
+        }
         payers.push((payer, token, session));
     }
     let method_ids = std::rc::Rc::new(std::cell::RefCell::new(vec![String::new(); runs]));
@@ -628,7 +638,28 @@ async fn saved_methods(store: &Store, runs: usize) -> [Row; 2] {
         }
     })
     .await;
-    [save, pay]
+    let several = measure(store, "pay 3 invoices at once (saved card)", runs, |i| {
+        let router = router.clone();
+        let cookie = format!("session={}", payers[i].2.expose());
+        let invoices: Vec<String> = (1..=3).map(|n| format!("M-{i}-{n}")).collect();
+        let body = serde_json::json!({"invoices": invoices, "method_id": method_ids.borrow()[i]});
+        async move {
+            let (status, _, answer) = paybridge_tests::call(
+                &router,
+                "POST",
+                "/api/me/orgs/bench/payments",
+                &[
+                    ("idempotency-key", &format!("several-{i}")),
+                    ("cookie", &cookie),
+                ],
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 201, "{answer}");
+        }
+    })
+    .await;
+    [save, pay, several]
 }
 
 /// Gateway webhooks through the webhook function's router (Paybridge's own calls; mail and
