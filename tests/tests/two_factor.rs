@@ -828,6 +828,12 @@ async fn an_org_that_requires_it_holds_back_its_members_without_it() {
     let (status, _, problem) = get("/api/orgs/demo/settings", &admin).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["code"], "two_factor_required");
+    let (status, headers, _) = get("/admin/demo/payers", &admin).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[http::header::LOCATION],
+        "/account?required_by=demo#two-factor"
+    );
     let (status, _, _) = call(
         &router,
         "GET",
@@ -914,4 +920,50 @@ async fn the_requirement_costs_no_read_on_pages_and_one_on_the_api_without_two_f
         "pages read nothing more"
     );
     assert_eq!(api_without.write_units, 0.0);
+}
+
+#[tokio::test]
+async fn accepting_another_orgs_invitation_with_the_password_still_asks_for_the_code() {
+    let world = World::new().await;
+    let cookie = world.payer("demo", PAT, &["cust-1"], PASSWORD).await;
+    let (secret, _) = enrol(&world, &cookie).await;
+    let router = world.local_router();
+    let auth = format!("Bearer {}", World::acme_key());
+    let body = json!({"email": PAT, "name": "Pat Lee", "customer_ids": ["cust-1"]});
+    let (status, _, answer) = call(
+        &router,
+        "POST",
+        "/api/orgs/acme/invitations",
+        &[("authorization", &auth)],
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let link = world.link_in_mail(PAT).await;
+
+    // The page: the password accepts, and the code page follows; no session before the code.
+    let mut browser = Browser::new(world.local_router());
+    assert_eq!(browser.get(&link).await.status, StatusCode::SEE_OTHER);
+    browser.get("/invite").await;
+    let page = browser
+        .post_form("/invite", &[("name", "Pat Lee"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/login/two-factor?next=%2Fportal");
+    assert!(browser.cookie("session").is_none());
+    let page = browser
+        .post_form(
+            "/login/two-factor",
+            &[
+                ("code", &code_at(&secret, now(&world))),
+                ("next", "/portal"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(browser.cookie("session").is_some());
+    assert_eq!(
+        browser.get("/portal/orgs/acme").await.status,
+        StatusCode::OK
+    );
 }

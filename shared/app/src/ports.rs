@@ -1260,13 +1260,13 @@ pub trait TwoFactorRepo: Send + Sync {
     /// Keeps a new pending secret, replacing any pending one; Ok(false) when two-factor is on
     /// already, or there is no such user.
     async fn start_totp(&self, user: &UserId, pending: &PendingTotp) -> Result<bool, StoreError>;
-    /// Turns on the pending secret `id`, with `step` used (the confirming code's) and these
-    /// recovery-code hashes; Ok(false) when that secret is no longer the pending one (started
-    /// again, or turned on meanwhile).
+    /// Turns on the pending secret (as read), with `step` used (the confirming code's) and these
+    /// recovery-code hashes; Ok(false) when it is no longer the pending one (started again, or
+    /// turned on meanwhile).
     async fn confirm_totp(
         &self,
         user: &UserId,
-        id: &str,
+        pending: &PendingTotp,
         step: u64,
         recovery_hashes: &[String],
         now: OffsetDateTime,

@@ -98,14 +98,7 @@ pub async fn login(
         .unwrap_or_else(|| decoy_hash());
     let matches = verify_password(password.expose(), stored);
     match user {
-        Some(user) if matches && user.password_hash.is_some() => {
-            if user.two_factor {
-                let token = crate::two_factor::start_second_step(s, &user.id).await?;
-                return Ok(SignIn::SecondStep(token));
-            }
-            let token = start_session(s, &user.id).await?;
-            Ok(SignIn::Session(token, user))
-        }
+        Some(user) if matches && user.password_hash.is_some() => Ok(sign_in_as(s, user).await?),
         _ => {
             let expires = velocity::expires_at(window);
             if let Err(e) = s.counters.count_failure(&keys, window, expires).await {
@@ -114,6 +107,18 @@ pub async fn login(
             Err(LoginError::Invalid)
         }
     }
+}
+
+/// What a person whose password was just verified gets (signing in, or accepting an invitation
+/// to another org with the password of their account): a new session, or for a user with
+/// two-factor sign-in on only the second step, so that no way in skips the code.
+pub async fn sign_in_as(s: &Services, user: User) -> Result<SignIn, StoreError> {
+    if user.two_factor {
+        let token = crate::two_factor::start_second_step(s, &user.id).await?;
+        return Ok(SignIn::SecondStep(token));
+    }
+    let token = start_session(s, &user.id).await?;
+    Ok(SignIn::Session(token, user))
 }
 
 /// A new session for the user (at every login and accept: never a token reused).

@@ -138,7 +138,7 @@ pub async fn confirm(
         .collect();
     if !s
         .two_factor
-        .confirm_totp(&user.id, &pending.id, step, &hashes, now)
+        .confirm_totp(&user.id, &pending, step, &hashes, now)
         .await?
     {
         return Err(TwoFactorError::NoEnrolment);

@@ -167,25 +167,29 @@ impl TwoFactorRepo for Store {
     async fn confirm_totp(
         &self,
         user: &UserId,
-        id: &str,
+        pending: &PendingTotp,
         step: u64,
         recovery_hashes: &[String],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // The pending secret moves as it is (sealed for its id, which becomes the secret's id).
+        // Sealed afresh for the same id (which becomes the active secret's), under the key now.
+        let sealing = self.sealing_key()?;
+        let sealed = sealing.seal(pending.secret.expose(), &context(user, &pending.id));
         self.update_user_if(
             user,
             &format!(
-                "SET {TOTP_SECRET} = {TOTP_PENDING}, {TOTP_SECRET_ID} = {TOTP_PENDING_ID}, \
+                "SET {TOTP_SECRET} = :secret, {TOTP_SECRET_ID} = :id, {TOTP_KEY_ID} = :key, \
                  {TOTP_ON_AT} = :now, {TOTP_LAST_STEP} = :step, {TOTP_RECOVERY} = :codes \
                  REMOVE {TOTP_PENDING}, {TOTP_PENDING_ID}, {TOTP_PENDING_AT}"
             ),
             &format!("{TOTP_PENDING_ID} = :id AND attribute_not_exists({TOTP_SECRET})"),
             vec![
+                (":secret", AttributeValue::B(Blob::new(sealed))),
+                (":key", s(sealing.id())),
                 (":now", time(now)),
                 (":step", n(step)),
                 (":codes", AttributeValue::Ss(recovery_hashes.to_vec())),
-                (":id", s(id)),
+                (":id", s(&pending.id)),
             ],
         )
         .await
