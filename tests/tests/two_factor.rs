@@ -522,11 +522,8 @@ async fn wrong_codes_from_many_addresses_are_limited_per_account() {
     let mut step_of = Vec::new();
     for i in 0..=app::two_factor::PER_ACCOUNT {
         let body = json!({"email": PAT, "password": PASSWORD});
-        let (status, _, headers) = {
-            let (s, h, b) =
-                call_from(&router, from(i), "POST", "/api/login", &[], Some(body)).await;
-            (s, b, h)
-        };
+        let (status, headers, _) =
+            call_from(&router, from(i), "POST", "/api/login", &[], Some(body)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         step_of.push(cookies(&headers));
     }
