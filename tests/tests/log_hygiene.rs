@@ -93,3 +93,90 @@ async fn no_password_token_or_key_appears_in_any_log_line() {
         logs::assert_absent(&logs, what, &secret);
     }
 }
+
+#[tokio::test]
+async fn no_two_factor_key_recovery_code_or_second_step_appears_in_any_log_line() {
+    let (captured, _logging) = logs::capture();
+    let world = World::new().await;
+    let router = world.local_router();
+    world
+        .payer("demo", "pat@harbor.test", &["cust-1"], PASSWORD)
+        .await;
+    let code_now = |secret: &str| {
+        let key = domain::totp::base32_decode(secret).unwrap();
+        let step = domain::totp::step_at(world.services.clock.now().unix_timestamp());
+        domain::totp::code_at(&key, step)
+    };
+
+    // Set up on the account page: the key, then the recovery codes.
+    let mut browser = Browser::new(router.clone());
+    browser.get("/login").await;
+    browser
+        .post_form(
+            "/login",
+            &[("email", "pat@harbor.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let page = browser.post_form("/account/two-factor", &[]).await;
+    let secret = page
+        .body
+        .split(r#"<code id="secret">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap()
+        .replace(' ', "");
+    let page = browser
+        .post_form(
+            "/account/two-factor/confirm",
+            &[("code", &code_now(&secret))],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let recovery: Vec<String> = page
+        .body
+        .split("<li><code>")
+        .skip(1)
+        .map(|rest| rest.split("</code>").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    // Sign in with a recovery code (its second step in a cookie), then turn it off with another.
+    let login = json!({"email": "pat@harbor.test", "password": PASSWORD});
+    let (status, headers, _) = call(&router, "POST", "/api/login", &[], Some(login)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let step = cookies(&headers);
+    let code = json!({"code": recovery[0]});
+    let (status, headers, _) = call(
+        &router,
+        "POST",
+        "/api/login/two-factor",
+        &[("cookie", &step)],
+        Some(code),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let session = cookies(&headers);
+    let off = json!({"current_password": PASSWORD, "code": recovery[1]});
+    let (status, _, _) = call(
+        &router,
+        "POST",
+        "/api/me/two-factor/disable",
+        &[("cookie", &session)],
+        Some(off),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let logs = captured.text();
+    assert!(logs.contains("\"path\":\"/api/login/two-factor\""));
+    logs::assert_absent(&logs, "the two-factor key", &secret);
+    logs::assert_absent(
+        &logs,
+        "the second-step token",
+        step.trim_start_matches("signin_step="),
+    );
+    for code in &recovery {
+        logs::assert_absent(&logs, "a recovery code", code);
+        logs::assert_absent(&logs, "a recovery code", &code.replace('-', ""));
+    }
+}

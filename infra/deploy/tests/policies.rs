@@ -759,6 +759,49 @@ async fn each_role_allows_what_its_function_calls_and_no_more() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _) = portal.page("POST", "/logout", Some(&[])).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // Kim turns two-factor sign-in on (an email), signs in with a recovery code (the second
+    // step), turns it off again (an email) and signs out everywhere.
+    let mut kim = Client::new(portal_router.clone());
+    let login = json!({"email": "kim@harbor.test", "password": PASSWORD});
+    let (status, _) = kim
+        .json("POST", "/api/login", &[], Some(login.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, started) = kim.json("POST", "/api/me/two-factor", &[], None).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let key = domain::totp::base32_decode(started["secret"].as_str().unwrap()).unwrap();
+    let step = domain::totp::step_at(world.services.clock.now().unix_timestamp());
+    let code = json!({"code": domain::totp::code_at(&key, step)});
+    let (status, confirmed) = kim
+        .json("POST", "/api/me/two-factor/confirm", &[], Some(code))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    let recovery = confirmed["recovery_codes"].as_array().unwrap().clone();
+    let (status, _) = kim.json("GET", "/api/me/two-factor", &[], None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut kim = Client::new(portal_router.clone());
+    let (status, _) = kim.json("POST", "/api/login", &[], Some(login)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the second step");
+    let (status, _) = kim
+        .json(
+            "POST",
+            "/api/login/two-factor",
+            &[],
+            Some(json!({"code": recovery[0]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = kim
+        .json(
+            "POST",
+            "/api/me/two-factor/disable",
+            &[],
+            Some(json!({"current_password": PASSWORD, "code": recovery[1]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = kim.json("POST", "/api/logout-everywhere", &[], None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 
     // ---- pay-now: the page, a guest's card payment, a declined one, a signed-in payer's
     // saved card (which cancels INV-1's schedule), the receipt, the Xero entry, the assets.

@@ -393,6 +393,7 @@ pub async fn accept(s: &Services, token: &str, form: AcceptForm) -> Result<User,
                 name,
                 password_hash: Some(hash_password(&form.password)?),
                 created_at: now,
+                two_factor: false,
             };
             (Acceptor::New(user.clone()), user)
         }

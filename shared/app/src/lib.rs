@@ -23,6 +23,7 @@ pub mod schedules;
 pub mod services;
 pub mod sessions;
 pub mod system;
+pub mod two_factor;
 pub mod velocity;
 pub mod webhooks;
 pub use services::Services;

@@ -64,6 +64,7 @@ pub async fn create_org(
                     name: new.admin_name.clone(),
                     password_hash: Some(hash_password(password)?),
                     created_at: now,
+                    two_factor: false,
                 };
                 let id = user.id.clone();
                 (FirstAdmin::New(user), id)
@@ -178,6 +179,8 @@ pub struct SettingsPatch {
     pub surcharges: Option<Vec<domain::SurchargeRule>>,
     /// Replaces the auto-pay settings as a whole.
     pub autopay: Option<domain::AutoPaySettings>,
+    /// Whether the org's members must use two-factor sign-in.
+    pub require_two_factor: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +240,9 @@ pub async fn update_settings(
             return Err(SettingsError::AutoPay(problem));
         }
         settings.autopay = autopay;
+    }
+    if let Some(required) = patch.require_two_factor {
+        settings.require_two_factor = required;
     }
     if !orgs.update_settings(slug, &settings).await? {
         return Err(SettingsError::NotFound);

@@ -28,6 +28,8 @@ pub trait Ids: Send + Sync {
     fn ulid(&self) -> String;
     /// A new 256-bit random secret, base64url without padding (43 characters).
     fn secret(&self) -> Secret<String>;
+    /// `len` random bytes (a TOTP secret, recovery codes).
+    fn random_bytes(&self, len: usize) -> Secret<Vec<u8>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub struct User {
     /// Argon2id PHC string; None until the person sets a password (e.g. invited, not yet accepted).
     pub password_hash: Option<Secret<String>>,
     pub created_at: OffsetDateTime,
+    /// Whether two-factor sign-in (TOTP) is on: known wherever the user is read (every signed-in
+    /// request), so that an org's requirement costs no read of its own.
+    pub two_factor: bool,
 }
 
 /// The first admin of a new org: a new person, or a user that already has an account elsewhere.
@@ -1210,6 +1215,85 @@ pub trait SessionRepo: Send + Sync {
         user: &UserId,
         token_hashes: &[String],
     ) -> Result<(), StoreError>;
+}
+
+/// A TOTP secret waiting for its first code (an enrolment not confirmed yet).
+#[derive(Debug, Clone)]
+pub struct PendingTotp {
+    /// Names this secret (a new one replaces it): what confirming refers to.
+    pub id: String,
+    pub secret: Secret<Vec<u8>>,
+    pub started_at: OffsetDateTime,
+}
+
+/// The TOTP secret of a user who has two-factor sign-in on.
+#[derive(Debug, Clone)]
+pub struct ActiveTotp {
+    pub secret: Secret<Vec<u8>>,
+    pub enabled_at: OffsetDateTime,
+    /// The latest time step whose code was accepted: no code of it or before it is taken again.
+    pub last_step: u64,
+    /// SHA-256 (hex) of each recovery code not used yet.
+    pub recovery_hashes: Vec<String>,
+}
+
+/// A user's two-factor sign-in: a pending enrolment, the active secret, or neither.
+#[derive(Debug, Clone, Default)]
+pub struct TwoFactorState {
+    pub pending: Option<PendingTotp>,
+    pub active: Option<ActiveTotp>,
+}
+
+/// A code accepted once, to be recorded so that it is never accepted again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsedCode {
+    /// A TOTP code of this time step (every step up to it is spent too).
+    Step(u64),
+    /// The recovery code with this SHA-256 (hex).
+    Recovery(String),
+}
+
+/// The second step of a sign-in: the password was right, a code is still to come. Stored under
+/// the SHA-256 of its token; single use, and short-lived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondStep {
+    pub token_hash: String,
+    pub user: UserId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Two-factor sign-in: the user's TOTP secrets (sealed at rest: they must be opened to check a
+/// code) and recovery-code hashes, and the second-step tokens of sign-ins.
+#[async_trait]
+pub trait TwoFactorRepo: Send + Sync {
+    /// The user and their two-factor state, secrets opened; None when there is no such user.
+    async fn two_factor(&self, user: &UserId)
+    -> Result<Option<(User, TwoFactorState)>, StoreError>;
+    /// Keeps a new pending secret, replacing any pending one; Ok(false) when two-factor is on
+    /// already, or there is no such user.
+    async fn start_totp(&self, user: &UserId, pending: &PendingTotp) -> Result<bool, StoreError>;
+    /// Turns on the pending secret (as read), with `step` used (the confirming code's) and these
+    /// recovery-code hashes; Ok(false) when it is no longer the pending one (started again, or
+    /// turned on meanwhile).
+    async fn confirm_totp(
+        &self,
+        user: &UserId,
+        pending: &PendingTotp,
+        step: u64,
+        recovery_hashes: &[String],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Records a code as used, only if it was not used yet (a step later than the last used
+    /// one; a recovery code still unused): Ok(false) when it was (a replay, or two at once).
+    async fn use_code(&self, user: &UserId, code: &UsedCode) -> Result<bool, StoreError>;
+    /// Turns two-factor sign-in off: the secret, the recovery codes and any pending secret go;
+    /// Ok(false) when it was not on.
+    async fn disable_totp(&self, user: &UserId) -> Result<bool, StoreError>;
+    async fn put_second_step(&self, step: &SecondStep) -> Result<(), StoreError>;
+    async fn get_second_step(&self, token_hash: &str) -> Result<Option<SecondStep>, StoreError>;
+    /// Uses up a second-step token; Ok(false) when it was gone already (used once).
+    async fn take_second_step(&self, token_hash: &str) -> Result<bool, StoreError>;
 }
 
 /// Counters of failed attempts (declined guest payments, failed logins) in fixed windows, read

@@ -20,6 +20,8 @@ pub struct Services {
     pub counters: Arc<dyn AttemptCounters>,
     pub invitations: Arc<dyn InvitationRepo>,
     pub sessions: Arc<dyn SessionRepo>,
+    /// TOTP secrets, recovery codes and sign-ins' second steps.
+    pub two_factor: Arc<dyn TwoFactorRepo>,
     pub methods: Arc<dyn MethodRepo>,
     pub schedules: Arc<dyn ScheduleRepo>,
     pub enrolments: Arc<dyn EnrolmentRepo>,
@@ -66,6 +68,7 @@ impl Services {
             + AttemptCounters
             + InvitationRepo
             + SessionRepo
+            + TwoFactorRepo
             + MethodRepo
             + ScheduleRepo
             + EnrolmentRepo
@@ -92,6 +95,7 @@ impl Services {
             counters: Arc::new(store.clone()),
             invitations: Arc::new(store.clone()),
             sessions: Arc::new(store.clone()),
+            two_factor: Arc::new(store.clone()),
             methods: Arc::new(store.clone()),
             schedules: Arc::new(store.clone()),
             enrolments: Arc::new(store.clone()),

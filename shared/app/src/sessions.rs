@@ -48,7 +48,8 @@ fn decoy_hash() -> &'static Secret<String> {
 }
 
 /// The failed-sign-in limits of an email from an address (a wrong current password when
-/// changing it counts against the same ones: `account::change_password`).
+/// changing it counts against the same ones: `account::change_password`, and so do wrong
+/// two-factor codes: `two_factor`).
 pub(crate) fn login_keys(email: &str, client: Option<&str>) -> Vec<(String, u32)> {
     let client = client.unwrap_or("unknown");
     vec![
@@ -57,13 +58,26 @@ pub(crate) fn login_keys(email: &str, client: Option<&str>) -> Vec<(String, u32)
     ]
 }
 
-/// Checks the email and password; a new session on success (its token for the cookie).
+/// What a right email and password lead to.
+#[derive(Debug)]
+pub enum SignIn {
+    /// Signed in: the new session's token (for the cookie) and who.
+    Session(Secret<String>, User),
+    /// The user has two-factor sign-in on: no session yet, but the token of the second step
+    /// (for its cookie), which a code turns into a session (`two_factor::second_step`).
+    SecondStep(Secret<String>),
+}
+
+/// Checks the email and password; on success a new session, or for a user with two-factor
+/// sign-in on the second step (a short-lived token, no session). A wrong password and an
+/// unknown email answer the same, before any second step: nobody learns whether an account
+/// has two-factor sign-in without its password.
 pub async fn login(
     s: &Services,
     email: &str,
     password: &Secret<String>,
     client: Option<&str>,
-) -> Result<(Secret<String>, User), LoginError> {
+) -> Result<SignIn, LoginError> {
     let email = Email::parse(email).ok();
     let normalised = email.as_ref().map(Email::to_string).unwrap_or_default();
     let now = s.clock.now();
@@ -84,10 +98,7 @@ pub async fn login(
         .unwrap_or_else(|| decoy_hash());
     let matches = verify_password(password.expose(), stored);
     match user {
-        Some(user) if matches && user.password_hash.is_some() => {
-            let token = start_session(s, &user.id).await?;
-            Ok((token, user))
-        }
+        Some(user) if matches && user.password_hash.is_some() => Ok(sign_in_as(s, user).await?),
         _ => {
             let expires = velocity::expires_at(window);
             if let Err(e) = s.counters.count_failure(&keys, window, expires).await {
@@ -96,6 +107,18 @@ pub async fn login(
             Err(LoginError::Invalid)
         }
     }
+}
+
+/// What a person whose password was just verified gets (signing in, or accepting an invitation
+/// to another org with the password of their account): a new session, or for a user with
+/// two-factor sign-in on only the second step, so that no way in skips the code.
+pub async fn sign_in_as(s: &Services, user: User) -> Result<SignIn, StoreError> {
+    if user.two_factor {
+        let token = crate::two_factor::start_second_step(s, &user.id).await?;
+        return Ok(SignIn::SecondStep(token));
+    }
+    let token = start_session(s, &user.id).await?;
+    Ok(SignIn::Session(token, user))
 }
 
 /// A new session for the user (at every login and accept: never a token reused).
@@ -136,15 +159,25 @@ pub async fn logout(s: &Services, token: &str) -> Result<(), StoreError> {
 
 /// The user's orgs: each membership with the org's name.
 pub async fn my_orgs(s: &Services, user: &UserId) -> Result<Vec<(Membership, String)>, StoreError> {
+    Ok(my_orgs_with_settings(s, user)
+        .await?
+        .into_iter()
+        .map(|(membership, org)| {
+            let name = org.map_or_else(|| membership.org.to_string(), |o| o.name);
+            (membership, name)
+        })
+        .collect())
+}
+
+/// The user's orgs: each membership with the org (None if it is gone).
+pub async fn my_orgs_with_settings(
+    s: &Services,
+    user: &UserId,
+) -> Result<Vec<(Membership, Option<domain::Org>)>, StoreError> {
     let mut orgs = Vec::new();
     for membership in s.members.memberships_of_user(user).await? {
-        let name = s
-            .orgs
-            .get_org(&membership.org)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_else(|| membership.org.to_string());
-        orgs.push((membership, name));
+        let org = s.orgs.get_org(&membership.org).await?;
+        orgs.push((membership, org));
     }
     Ok(orgs)
 }

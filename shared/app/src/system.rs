@@ -27,6 +27,12 @@ impl Ids for RandomIds {
         rand::rng().fill_bytes(&mut bytes);
         Secret::new(URL_SAFE_NO_PAD.encode(bytes))
     }
+
+    fn random_bytes(&self, len: usize) -> Secret<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        rand::rng().fill_bytes(&mut bytes);
+        Secret::new(bytes)
+    }
 }
 
 /// A clock stopped at one instant: for tests, and for a tick run "as if at" a given time.

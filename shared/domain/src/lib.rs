@@ -10,6 +10,7 @@ mod org;
 mod payment;
 mod secret;
 mod surcharge;
+pub mod totp;
 
 pub use allocation::{Allocation, AllocationError, allocate};
 pub use card::card_brand;

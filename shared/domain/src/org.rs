@@ -18,6 +18,11 @@ pub struct OrgSettings {
     pub surcharges: Vec<SurchargeRule>,
     /// How scheduled and automatic payments run.
     pub autopay: AutoPaySettings,
+    /// Whether everyone who opens the org's portal or admin pages (or its payer API, or its
+    /// admin API with a session) must sign in with a two-factor code: a member without it is
+    /// sent to set it up first. Off by default.
+    #[serde(default)]
+    pub require_two_factor: bool,
 }
 
 /// How the org's scheduled and automatic payments run.
@@ -106,6 +111,7 @@ impl Default for OrgSettings {
             default_currency: Currency::Usd,
             surcharges: Vec::new(),
             autopay: AutoPaySettings::default(),
+            require_two_factor: false,
         }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn org_pk(org: &OrgSlug) -> String {
     format!("ORG#{org}")
 }
 
-fn user_pk(user: &UserId) -> String {
+pub(crate) fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
 
@@ -37,7 +37,7 @@ fn api_key_pk(hash: &str) -> String {
     format!("APIKEY#{hash}")
 }
 
-fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 6] {
+fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 7] {
     let surcharges = serde_json::to_string(&settings.surcharges).expect("rules serialize");
     let autopay = serde_json::to_string(&settings.autopay).expect("settings serialize");
     [
@@ -53,6 +53,10 @@ fn settings_attrs(settings: &OrgSettings) -> [(String, AttributeValue); 6] {
         ),
         ("surcharges".into(), s(surcharges)),
         ("autopay".into(), s(autopay)),
+        (
+            "require_two_factor".into(),
+            AttributeValue::Bool(settings.require_two_factor),
+        ),
     ]
 }
 
@@ -90,6 +94,11 @@ pub(crate) fn read_org(attrs: &Attrs) -> Result<Org, StoreError> {
                 Some(json) => serde_json::from_str(json)
                     .map_err(|_| StoreError("stored org has malformed autopay settings".into()))?,
             },
+            // Orgs made before the setting existed do not require it.
+            require_two_factor: matches!(
+                attrs.get("require_two_factor"),
+                Some(AttributeValue::Bool(true))
+            ),
         },
     })
 }
@@ -109,7 +118,7 @@ pub(crate) fn user_item(user: &User) -> Attrs {
     item
 }
 
-fn read_user(attrs: &Attrs) -> Result<User, StoreError> {
+pub(crate) fn read_user(attrs: &Attrs) -> Result<User, StoreError> {
     let i = Item(attrs);
     Ok(User {
         id: i.parsed("user_id", UserId::parse)?,
@@ -117,6 +126,7 @@ fn read_user(attrs: &Attrs) -> Result<User, StoreError> {
         name: i.s("name")?.to_owned(),
         password_hash: i.opt_s("password_hash").map(|h| Secret::new(h.to_owned())),
         created_at: i.time("created_at")?,
+        two_factor: attrs.contains_key(crate::two_factor::TOTP_SECRET),
     })
 }
 
@@ -542,7 +552,7 @@ impl Store {
 
     /// Sets attributes of an existing item (every name aliased, so reserved words are fine);
     /// Ok(false) when there is no such item.
-    async fn set_on_existing(
+    pub(crate) async fn set_on_existing(
         &self,
         item_key: Attrs,
         attrs: impl IntoIterator<Item = (String, AttributeValue)>,

@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod sealing;
 mod sessions;
 pub mod table;
+mod two_factor;
 mod velocity;
 mod webhook_secrets;
 mod webhooks;

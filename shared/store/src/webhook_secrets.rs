@@ -53,7 +53,7 @@ impl Store {
     pub(crate) fn sealing_key(&self) -> Result<&SealingKey, StoreError> {
         self.sealing.as_ref().ok_or_else(|| {
             StoreError(
-                "webhook secrets and gateway credentials are sealed, and no sealing key is configured (SEALING_KEY_CIPHERTEXT with SEALING_KMS_KEY_ID, or SEALING_KEY)"
+                "webhook secrets, gateway credentials and two-factor secrets are sealed, and no sealing key is configured (SEALING_KEY_CIPHERTEXT with SEALING_KMS_KEY_ID, or SEALING_KEY)"
                     .into(),
             )
         })

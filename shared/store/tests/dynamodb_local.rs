@@ -37,6 +37,7 @@ fn user(id: &str, mail: &str) -> User {
         name: "Pat Payer".into(),
         password_hash: None,
         created_at: NOW,
+        two_factor: false,
     }
 }
 

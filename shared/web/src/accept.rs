@@ -17,9 +17,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use app::invitations::{AcceptError, AcceptForm, LinkError, OpenError};
+use app::sessions::SignIn;
 
 use crate::html::{message, page, unavailable, with_cookie};
-use crate::session::{Csrf, Transport, cookie, session_set_cookie, set_cookie};
+use crate::session::{
+    Csrf, Transport, cookie, second_step_set_cookie, session_set_cookie, set_cookie,
+};
 use crate::{ApiJson, AppState, Problem};
 
 const INVITE_COOKIE: &str = "invite";
@@ -167,8 +170,20 @@ async fn submit(
         accept_terms: form.accept_terms.is_some(),
     };
     match app::invitations::accept(&state, &token, accept).await {
-        Ok(user) => match app::sessions::start_session(&state, &user.id).await {
-            Ok(session) => {
+        Ok(user) => match app::sessions::sign_in_as(&state, user).await {
+            // An account with two-factor sign-in: joined, and signed in once the code is given.
+            Ok(SignIn::SecondStep(step)) => {
+                let to = crate::two_factor::code_page_then("/portal");
+                let mut response = Redirect::to(&to).into_response();
+                let cookies = response.headers_mut();
+                cookies.append(header::SET_COOKIE, second_step_set_cookie(&step, https));
+                cookies.append(
+                    header::SET_COOKIE,
+                    set_cookie(INVITE_COOKIE, "", "/invite", 0, https),
+                );
+                response
+            }
+            Ok(SignIn::Session(session, user)) => {
                 let welcome = format!(
                     "Welcome, {}. You can now see and pay your invoices.",
                     user.name
@@ -254,7 +269,7 @@ fn accept_problem(e: AcceptError) -> Problem {
     tag = "accept-invite",
     request_body = AcceptBody,
     responses(
-        (status = 201, description = "accepted; the session cookie is set", body = crate::portal::Me),
+        (status = 201, description = "accepted; the session cookie is set (for an existing account with two-factor sign-in on, the second step's cookie instead: `POST /api/login/two-factor` with a code then signs in)", body = crate::portal::Me),
         (status = 401, description = "wrong password for the existing account", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "used, revoked, reissued or expired", body = Problem, content_type = "application/problem+json"),
     )
@@ -272,9 +287,12 @@ async fn accept_api(
     let user = app::invitations::accept(&state, &body.token, form)
         .await
         .map_err(accept_problem)?;
-    let session = app::sessions::start_session(&state, &user.id).await?;
+    let (cookie, user) = match app::sessions::sign_in_as(&state, user.clone()).await? {
+        SignIn::Session(session, user) => (session_set_cookie(&session, https), user),
+        SignIn::SecondStep(step) => (second_step_set_cookie(&step, https), user),
+    };
     let me = crate::portal::me_of(&state, user).await?;
-    let cookie = [(header::SET_COOKIE, session_set_cookie(&session, https))];
+    let cookie = [(header::SET_COOKIE, cookie)];
     Ok((StatusCode::CREATED, cookie, Json(me)).into_response())
 }
 

@@ -188,6 +188,10 @@ pub struct SettingsView {
     /// `processing_delay_hours`, `payers_may_enrol`.
     #[schema(value_type = Object)]
     pub autopay: domain::AutoPaySettings,
+    /// Whether members must use two-factor sign-in (TOTP): one without it is sent to set it up
+    /// before the org's portal and admin pages open, and the org's payer API (and its admin API
+    /// with a session, not with an API key) answers 403 `two_factor_required`. Default false.
+    pub require_two_factor: bool,
 }
 
 impl From<domain::OrgSettings> for SettingsView {
@@ -199,6 +203,7 @@ impl From<domain::OrgSettings> for SettingsView {
             default_currency: s.default_currency.code().to_owned(),
             surcharges: s.surcharges,
             autopay: s.autopay,
+            require_two_factor: s.require_two_factor,
         }
     }
 }

@@ -58,10 +58,21 @@ async fn admin_by_session(
     let signed_in = crate::session::SignedIn::from_request_parts(parts, state).await?;
     let membership = state.members.membership(&org, &signed_in.user.id).await?;
     match membership {
-        Some(m) if m.role == domain::Role::Admin => Ok(OrgAdmin {
-            org,
-            acting: Some(signed_in.user.name),
-        }),
+        Some(m) if m.role == domain::Role::Admin => {
+            // The org's requirement of two-factor sign-in holds for its admins' sessions too
+            // (its API keys are no person's sign-in): the org is read only for an admin who
+            // has not turned it on.
+            if !signed_in.user.two_factor {
+                let org_item = state.orgs.get_org(&org).await?;
+                if org_item.is_some_and(|o| app::two_factor::held_back(&o, &signed_in.user)) {
+                    return Err(crate::session::two_factor_required());
+                }
+            }
+            Ok(OrgAdmin {
+                org,
+                acting: Some(signed_in.user.name),
+            })
+        }
         _ => Err(Problem::not_found("no such org")),
     }
 }

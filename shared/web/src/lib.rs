@@ -33,6 +33,7 @@ pub mod sandbox_events;
 pub mod schedules;
 pub mod session;
 mod sign_in;
+mod two_factor;
 pub mod views;
 pub mod webhook;
 pub mod webhook_admin;
@@ -119,6 +120,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(accounting_admin::pages())
         .merge(method_pages::pages())
         .merge(sign_in::pages())
+        .merge(two_factor::pages())
         .merge(portal_pages::pages())
         .merge(pay_several::pages())
         .merge(pages::routes())

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use app::sessions::LoginError;
+use app::sessions::{LoginError, SignIn};
 
 use crate::client::ClientAddr;
 use crate::session::{
-    SignedIn, Transport, is_https, session_clear_cookie, session_set_cookie, session_token,
+    SignedIn, Transport, is_https, second_step_set_cookie, session_clear_cookie,
+    session_set_cookie, session_token,
 };
 use crate::{ApiJson, AppState, Problem};
 
@@ -65,7 +66,9 @@ pub(crate) async fn me_of(state: &AppState, user: app::ports::User) -> Result<Me
 }
 
 /// Signs in: a new session in an HttpOnly cookie. An unknown email and a wrong password get the
-/// same answer.
+/// same answer. For a person with two-factor sign-in on, a right password answers 401
+/// `two_factor_code_needed` with a short-lived cookie instead: `POST /api/login/two-factor` with
+/// a code then signs in.
 #[utoipa::path(
     post,
     path = "/api/login",
@@ -73,7 +76,7 @@ pub(crate) async fn me_of(state: &AppState, user: app::ports::User) -> Result<Me
     request_body = LoginBody,
     responses(
         (status = 200, description = "signed in; the session cookie is set", body = Me),
-        (status = 401, description = "the email or password is not right", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "the email or password is not right (`invalid_credentials`), or they are and a two-factor code is needed (`two_factor_code_needed`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "too many failed sign-ins from here", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -86,7 +89,17 @@ async fn login(
     let client = client.map(|ip| ip.to_string());
     let password = Secret::new(body.password);
     match app::sessions::login(&state, &body.email, &password, client.as_deref()).await {
-        Ok((token, user)) => match me_of(&state, user).await {
+        Ok(SignIn::SecondStep(token)) => {
+            let problem = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "two_factor_code_needed",
+                "Enter your two-factor code",
+                "the password is right; post a code of your authenticator app (or a recovery code) to /api/login/two-factor within 5 minutes",
+            );
+            let cookie = [(header::SET_COOKIE, second_step_set_cookie(&token, https))];
+            (cookie, problem).into_response()
+        }
+        Ok(SignIn::Session(token, user)) => match me_of(&state, user).await {
             Ok(me) => (
                 [(header::SET_COOKIE, session_set_cookie(&token, https))],
                 Json(me),
@@ -146,6 +159,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me))
         .merge(crate::sign_in::api_routes())
+        .merge(crate::two_factor::api_routes())
         .merge(crate::schedules::routes())
         .merge(crate::payer_api::routes())
         .merge(crate::payer_payments::routes())
@@ -157,6 +171,7 @@ pub fn router(state: AppState) -> Router {
     let routes = crate::base_routes()
         .merge(api)
         .merge(crate::sign_in::pages())
+        .merge(crate::two_factor::pages())
         .merge(crate::portal_pages::pages());
     crate::layers::common(routes).with_state(state)
 }

@@ -8,6 +8,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
+use axum::response::IntoResponse;
 use domain::Secret;
 use subtle::ConstantTimeEq;
 
@@ -16,6 +17,10 @@ use crate::{AppState, Problem};
 
 pub const LOCAL_SESSION_COOKIE: &str = "session";
 pub const SECURE_SESSION_COOKIE: &str = "__Host-session";
+/// The second step of a sign-in (two-factor sign-in on: the password was right, the code is
+/// still to come), as the session cookie is named over HTTP and over HTTPS.
+pub const LOCAL_SECOND_STEP_COOKIE: &str = "signin_step";
+pub const SECURE_SECOND_STEP_COOKIE: &str = "__Host-signin-step";
 const CSRF_COOKIE: &str = "csrf";
 
 /// Whether the request arrived over HTTPS (the host says so: the Lambda runtime).
@@ -68,15 +73,75 @@ pub fn session_clear_cookie(https: bool) -> HeaderValue {
     set_cookie(session_cookie_name(https), "", "/", 0, https)
 }
 
+fn second_step_cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_SECOND_STEP_COOKIE
+    } else {
+        LOCAL_SECOND_STEP_COOKIE
+    }
+}
+
+/// The Set-Cookie of a sign-in's second step: as long as the step lasts (5 minutes).
+pub fn second_step_set_cookie(token: &Secret<String>, https: bool) -> HeaderValue {
+    let max_age = app::two_factor::SECOND_STEP_FOR.whole_seconds();
+    set_cookie(
+        second_step_cookie_name(https),
+        token.expose(),
+        "/",
+        max_age,
+        https,
+    )
+}
+
+pub fn second_step_clear_cookie(https: bool) -> HeaderValue {
+    set_cookie(second_step_cookie_name(https), "", "/", 0, https)
+}
+
+/// The second-step token the request presents, if any.
+pub fn second_step_token(parts: &Parts) -> Option<&str> {
+    cookie(&parts.headers, second_step_cookie_name(is_https(parts))).filter(|t| !t.is_empty())
+}
+
 /// The session token the request presents, if any.
 pub fn session_token(parts: &Parts) -> Option<&str> {
     cookie(&parts.headers, session_cookie_name(is_https(parts))).filter(|t| !t.is_empty())
 }
 
 /// A signed-in person (a live session).
+///
+/// On a route of an org's payer API (`/api/me/orgs/{org}/...`, whichever function serves it) it
+/// also holds the org's requirement of two-factor sign-in: a member of an org that requires it,
+/// who has not turned it on, gets 403 `two_factor_required` (a non-member gets whatever the route
+/// answers strangers). Reads for that: none when the person has two-factor on; else the org
+/// item, and the membership only when the org requires it.
 pub struct SignedIn {
     pub user: app::ports::User,
     pub https: bool,
+}
+
+/// The org of a payer-API route, from the path the router matched.
+fn payer_api_org(parts: &Parts) -> Option<domain::OrgSlug> {
+    let route = parts.extensions.get::<axum::extract::MatchedPath>()?;
+    if !route.as_str().starts_with("/api/me/orgs/{org}") {
+        return None;
+    }
+    let slug = parts
+        .uri
+        .path()
+        .strip_prefix("/api/me/orgs/")?
+        .split('/')
+        .next()?;
+    domain::OrgSlug::parse(slug).ok()
+}
+
+/// 403 for a member of an org that requires two-factor sign-in, who has not turned it on.
+pub fn two_factor_required() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "two_factor_required",
+        "Two-factor sign-in required",
+        "this organisation requires two-factor sign-in: turn it on in your account (/account), then try again",
+    )
 }
 
 impl FromRequestParts<AppState> for SignedIn {
@@ -86,6 +151,11 @@ impl FromRequestParts<AppState> for SignedIn {
         let user = signed_in_user(state, parts)
             .await?
             .ok_or_else(Problem::unauthorized)?;
+        if let Some(org) = payer_api_org(parts)
+            && app::two_factor::held_back_in(state, &org, &user).await?
+        {
+            return Err(two_factor_required());
+        }
         Ok(SignedIn {
             user,
             https: is_https(parts),
@@ -164,8 +234,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Transport {
 }
 
 /// For a page of the org in the URL: the signed-in person, the org and their membership; or the
-/// response to give instead: the sign-in page (coming back to `back`), or `not_found` for
-/// anyone who is not a member (nobody learns whether the org exists).
+/// response to give instead: the sign-in page (coming back to `back`), `not_found` for
+/// anyone who is not a member (nobody learns whether the org exists), or the account page for
+/// a member of an org that requires two-factor sign-in who has not turned it on (no read of its
+/// own: the org and the user are read here anyway).
 pub(crate) async fn member_page(
     state: &AppState,
     parts: &Parts,
@@ -182,6 +254,10 @@ pub(crate) async fn member_page(
         Err(e) => return Err(crate::html::unavailable(&e)),
     };
     match app::methods::membership(state, &slug, &user.id).await {
+        Ok((org, _)) if app::two_factor::held_back(&org, &user) => {
+            let to = format!("/account?required_by={}#two-factor", org.slug);
+            Err(axum::response::Redirect::to(&to).into_response())
+        }
         Ok((org, membership)) => Ok((user, org, membership)),
         Err(app::methods::MethodError::NotFound) => Err(not_found()),
         Err(e) => Err(crate::html::unavailable(&e)),

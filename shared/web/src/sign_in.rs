@@ -20,18 +20,18 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use app::account::ChangePasswordError;
 use app::ports::NotificationPrefs;
-use app::sessions::LoginError;
+use app::sessions::{LoginError, SignIn};
 
 use crate::client::ClientAddr;
 use crate::html::{CsrfForm, csrf_refused, page, unavailable, with_cookie};
 use crate::session::{
-    Csrf, SignedIn, Transport, is_https, session_clear_cookie, session_set_cookie, session_token,
-    signed_in_user,
+    Csrf, SignedIn, Transport, is_https, second_step_set_cookie, session_clear_cookie,
+    session_set_cookie, session_token, signed_in_user,
 };
 use crate::{ApiJson, AppState, Problem};
 
 /// Where a browser goes when it has no `next`.
-const HOME: &str = "/account";
+pub(crate) const HOME: &str = "/account";
 
 /// `next` if it is a path on this site, else the account page. A path starts with one `/`;
 /// `//host` and `/\host` would leave the site.
@@ -64,7 +64,7 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
-fn sign_in_page(
+pub(crate) fn sign_in_page(
     parts: &Parts,
     state: &AppState,
     status: StatusCode,
@@ -124,9 +124,15 @@ async fn submit(
         sign_in_page(&parts, &state, status, next, form.email.trim(), Some(error))
     };
     match app::sessions::login(&state, &form.email, &password, client.as_deref()).await {
-        Ok((token, _)) => {
+        Ok(SignIn::Session(token, _)) => {
             let cookie = session_set_cookie(&token, is_https(&parts));
             ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
+        }
+        // The password was right: the code page, with the second step in its own cookie.
+        Ok(SignIn::SecondStep(token)) => {
+            let cookie = second_step_set_cookie(&token, is_https(&parts));
+            let to = crate::two_factor::code_page_then(next);
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response()
         }
         Err(LoginError::Invalid) => refused(
             StatusCode::UNAUTHORIZED,
@@ -170,9 +176,10 @@ async fn sign_out(
 
 /// Which of the account page's forms an error belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum AccountForm {
+pub(crate) enum AccountForm {
     Password,
     Notifications,
+    TwoFactor,
 }
 
 struct AccountOrg {
@@ -182,6 +189,8 @@ struct AccountOrg {
     admin_link: Option<String>,
     methods_link: String,
     customers: String,
+    /// The org requires two-factor sign-in, and this person has not turned it on.
+    needs_two_factor: bool,
 }
 
 #[derive(Template)]
@@ -196,11 +205,19 @@ struct AccountPage {
     done: Option<&'static str>,
     password_error: Option<String>,
     notifications_error: Option<String>,
+    /// Since when two-factor sign-in is on ("26 Nov 2026"); None when it is off.
+    two_factor_since: Option<String>,
+    recovery_codes_left: usize,
+    two_factor_error: Option<String>,
+    /// The org (slug, name) that sent the person here to turn two-factor sign-in on.
+    required_by: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
 struct DoneQuery {
     done: Option<String>,
+    /// The org whose page sent the person here to turn two-factor sign-in on.
+    required_by: Option<String>,
 }
 
 /// `GET /account`: who is signed in and the orgs they belong to, with a way to each org's
@@ -218,20 +235,43 @@ async fn account(
     let done = match q.done.as_deref() {
         Some("password") => Some("Your password was changed. You were signed out everywhere else."),
         Some("notifications") => Some("Your email choices were saved."),
+        Some("two_factor_off") => Some("Two-factor sign-in is off. We emailed you about it."),
         _ => None,
     };
-    account_page(&state, &parts, user, StatusCode::OK, done, None).await
+    let required_by = q.required_by.as_deref();
+    account_page(
+        &state,
+        &parts,
+        user,
+        StatusCode::OK,
+        done,
+        None,
+        required_by,
+    )
+    .await
 }
 
-async fn account_page(
+/// "26 Nov 2026".
+fn day(at: time::OffsetDateTime) -> String {
+    at.date()
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:short] [year]"
+        ))
+        .unwrap_or_else(|_| at.date().to_string())
+}
+
+/// The account page: `required_by` is the slug of an org that sent the person here to turn
+/// two-factor sign-in on (named on the page only if they belong to it).
+pub(crate) async fn account_page(
     state: &AppState,
     parts: &Parts,
     user: app::ports::User,
     status: StatusCode,
     done: Option<&'static str>,
     error: Option<(AccountForm, String)>,
+    required_by: Option<&str>,
 ) -> Response {
-    let orgs = match app::sessions::my_orgs(state, &user.id).await {
+    let orgs = match app::sessions::my_orgs_with_settings(state, &user.id).await {
         Ok(orgs) => orgs,
         Err(e) => return unavailable(&e),
     };
@@ -239,6 +279,15 @@ async fn account_page(
         Ok(prefs) => prefs,
         Err(e) => return unavailable(&e),
     };
+    let two_factor = match app::two_factor::status(state, &user.id).await {
+        Ok(status) => status,
+        Err(e) => return unavailable(&e),
+    };
+    let required_by = orgs
+        .iter()
+        .filter_map(|(m, org)| org.as_ref().filter(|_| Some(m.org.as_str()) == required_by))
+        .find(|org| app::two_factor::held_back(org, &user))
+        .map(|org| (org.slug.to_string(), org.name.clone()));
     let error_of = |form: AccountForm| {
         error
             .as_ref()
@@ -251,12 +300,17 @@ async fn account_page(
         done,
         password_error: error_of(AccountForm::Password),
         notifications_error: error_of(AccountForm::Notifications),
-        name: user.name,
-        email: user.email.to_string(),
+        two_factor_error: error_of(AccountForm::TwoFactor),
+        two_factor_since: two_factor.enabled_at.map(day),
+        recovery_codes_left: two_factor.recovery_codes_left,
+        required_by,
         orgs: orgs
             .into_iter()
-            .map(|(m, name)| AccountOrg {
-                name,
+            .map(|(m, org)| AccountOrg {
+                needs_two_factor: org
+                    .as_ref()
+                    .is_some_and(|o| app::two_factor::held_back(o, &user)),
+                name: org.map_or_else(|| m.org.to_string(), |o| o.name),
                 role: m.role.as_str().to_owned(),
                 admin_link: (m.role == domain::Role::Admin)
                     .then(|| format!("/admin/{}/payers", m.org)),
@@ -264,13 +318,15 @@ async fn account_page(
                 customers: crate::payer_admin::joined(&m.customer_ids),
             })
             .collect(),
+        name: user.name,
+        email: user.email.to_string(),
         csrf: csrf.token,
     };
     with_cookie(page(status, &account), csrf.set)
 }
 
 /// A signed-in account form's start: CSRF, then the person (or the sign-in page).
-async fn account_form(
+pub(crate) async fn account_form(
     state: &AppState,
     parts: &Parts,
     csrf: &str,
@@ -318,6 +374,7 @@ async fn change_password(
             status,
             None,
             Some((AccountForm::Password, error)),
+            None,
         )
     };
     if form.new_password != form.new_password_again {
@@ -414,6 +471,7 @@ async fn save_notifications(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 Some((AccountForm::Notifications, error)),
+                None,
             )
             .await
         }

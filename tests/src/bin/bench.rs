@@ -88,6 +88,7 @@ fn user(i: usize) -> User {
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
         )),
         created_at: NOW,
+        two_factor: false,
     }
 }
 
