@@ -522,3 +522,37 @@ async fn an_api_client_that_previewed_is_not_charged_other_amounts() {
     assert_eq!(s.world.balance("demo", "INV-A").await, "120.00");
     assert_eq!(charges(&s.world).await.len(), 1, "only the part payment");
 }
+
+#[tokio::test]
+async fn an_org_that_requires_two_factor_holds_back_saved_methods_until_it_is_on() {
+    let s = setup().await;
+    s.world
+        .set_settings("demo", json!({"require_two_factor": true}))
+        .await;
+    let (status, refused) = pay(&s, &s.pat, "k1", &["INV-A", "INV-B"], None, &s.card).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["code"], "two_factor_required");
+    let (status, _, refused) = call(
+        &s.world.local_router(),
+        "POST",
+        "/api/pay/demo/INV-A",
+        &[("cookie", &s.pat), ("idempotency-key", "k2")],
+        Some(json!({"method_id": s.card})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["code"], "two_factor_required");
+    // The Pay Now page offers no saved method, and the pages send Pat to set it up.
+    let mut browser = signed_in(&s.world, "pat@harbor.test").await;
+    let page = browser.get("/pay/demo/INV-A").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Visa ending 4242"), "{}", page.body);
+    let pay_page = browser.get("/portal/orgs/demo/pay?invoice=INV-A").await;
+    assert_eq!(pay_page.status, StatusCode::SEE_OTHER);
+    assert!(
+        pay_page.location().starts_with("/account"),
+        "{}",
+        pay_page.location()
+    );
+    assert!(charges(&s.world).await.is_empty());
+}

@@ -135,6 +135,13 @@ async fn saved_choices(
             return Vec::new();
         }
     };
+    // Held back by the org's two-factor requirement: the page works as a guest's.
+    if !matches!(
+        app::two_factor::held_back_in(state, org, &user).await,
+        Ok(false)
+    ) {
+        return Vec::new();
+    }
     match app::methods::usable_for(state, org, &user.id, customer).await {
         Ok(methods) => methods
             .into_iter()

@@ -301,6 +301,13 @@ async fn pay(
             let Ok(method) = MethodId::parse(id) else {
                 return Problem::not_found("no such payment method").into_response();
             };
+            // Saved methods are the member's: an org that requires two-factor sign-in holds
+            // them back until it is on (a card typed as a guest still pays).
+            match app::two_factor::held_back_in(&state, &org, user).await {
+                Ok(false) => {}
+                Ok(true) => return crate::session::two_factor_required().into_response(),
+                Err(e) => return Problem::from(e).into_response(),
+            }
             let text = format!("{}#{method}", user.id);
             let user = user.id.clone();
             (PaySource::Saved { user, method }, text)
