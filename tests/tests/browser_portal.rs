@@ -199,5 +199,30 @@ async fn payer_uses_the_portal(width: u32, height: u32) {
         .await;
     browser.step("search-error").await;
 
+    // Automatic payments for Harbor Dental: on the due date, with the saved card.
+    browser.click("Automatic payments").await;
+    let autopay = browser.wait_for_text("Automatic payments").await;
+    assert!(
+        autopay.contains("Harbor Dental") && autopay.contains("Off"),
+        "{autopay}"
+    );
+    browser.check("On its due date").await;
+    browser.check("Visa ending 4242").await;
+    browser
+        .fill("Pay invoices up to (optional)", "2000.00")
+        .await;
+    browser.step("autopay-form").await;
+    browser
+        .click("Turn on automatic payments for Harbor Dental")
+        .await;
+    let on = browser
+        .wait_for_text("Automatic payments are on for Harbor Dental.")
+        .await;
+    assert!(
+        on.contains("invoices above USD 2000.00 are left for you"),
+        "{on}"
+    );
+    browser.step("autopay-on").await;
+
     browser.finish().await;
 }

@@ -218,6 +218,44 @@ pub async fn end(
     }
 }
 
+/// One of the payer's customers as the auto-pay page shows it.
+#[derive(Debug, Clone)]
+pub struct CustomerAutoPay {
+    pub customer: CustomerId,
+    /// From one of its open invoices; the id when it has none.
+    pub name: String,
+    pub enrolment: Option<Enrolment>,
+    /// What is open now (the first look pays these).
+    pub open_invoices: usize,
+}
+
+/// The org and each customer the payer pays for, with its enrolment: 2 reads, then per
+/// customer its enrolment and its open invoices, together.
+pub async fn overview(
+    s: &Services,
+    org: &OrgSlug,
+    user: &domain::UserId,
+) -> Result<(Org, Vec<CustomerAutoPay>), ScheduleError> {
+    let (org, membership) = crate::methods::membership(s, org, user).await?;
+    let mut customers = Vec::with_capacity(membership.customer_ids.len());
+    for customer in membership.customer_ids {
+        let (enrolment, open) = futures::join!(
+            s.enrolments.get_enrolment(&org.slug, &customer),
+            s.accounting.open_invoices(&org.slug, &customer)
+        );
+        let open = open?;
+        customers.push(CustomerAutoPay {
+            name: open
+                .first()
+                .map_or_else(|| customer.to_string(), |i| i.customer_name.clone()),
+            open_invoices: open.len(),
+            enrolment: enrolment?,
+            customer,
+        });
+    }
+    Ok((org, customers))
+}
+
 /// What one look at an enrolled customer's invoices did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Looked {

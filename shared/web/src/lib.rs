@@ -8,6 +8,7 @@ pub mod anet_admin;
 pub mod anet_proxy;
 pub mod anet_wire;
 mod auth;
+mod autopay_pages;
 pub mod client;
 mod csp;
 pub mod dev;
@@ -122,6 +123,7 @@ pub fn all_functions(state: AppState, extra: Router) -> Router {
         .merge(sign_in::pages())
         .merge(two_factor::pages())
         .merge(portal_pages::pages())
+        .merge(autopay_pages::pages())
         .merge(pay_several::pages())
         .merge(pages::routes())
         .with_state(state);

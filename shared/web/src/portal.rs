@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(crate::sign_in::pages())
         .merge(crate::two_factor::pages())
-        .merge(crate::portal_pages::pages());
+        .merge(crate::portal_pages::pages())
+        .merge(crate::autopay_pages::pages());
     crate::layers::common(routes).with_state(state)
 }
