@@ -152,6 +152,19 @@ impl World {
         cookies(&headers)
     }
 
+    /// A cookie-keeping client of the local router, signed in as `email` through the sign-in
+    /// page (its form, with the CSRF token the page gave).
+    pub async fn browser_signed_in(&self, email: &str, password: &str) -> Browser {
+        let mut browser = Browser::new(self.local_router());
+        let form = browser.get("/login").await;
+        assert_eq!(form.status, http::StatusCode::OK);
+        let done = browser
+            .post_form("/login", &[("email", email), ("password", password)])
+            .await;
+        assert_eq!(done.status, http::StatusCode::SEE_OTHER, "{}", done.body);
+        browser
+    }
+
     /// Saves a test card for the signed-in payer of demo, with the authority to charge it later
     /// (as the methods page does, with the terms it shows): the method's id.
     pub async fn save_card(&self, cookie: &str, number: &str) -> String {

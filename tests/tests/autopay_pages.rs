@@ -11,13 +11,7 @@ const PASSWORD: &str = "payer password 123";
 const PAGE: &str = "/portal/orgs/demo/autopay";
 
 async fn signed_in(world: &World, email: &str) -> Browser {
-    let mut browser = Browser::new(world.local_router());
-    browser.get("/login").await;
-    let done = browser
-        .post_form("/login", &[("email", email), ("password", PASSWORD)])
-        .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    browser
+    world.browser_signed_in(email, PASSWORD).await
 }
 
 async fn enrolment(world: &World, cookie: &str, customer: &str) -> (StatusCode, serde_json::Value) {

@@ -340,13 +340,7 @@ fn field(body: &str, name: &str) -> String {
 }
 
 async fn signed_in(world: &World, email: &str) -> Browser {
-    let mut browser = Browser::new(world.local_router());
-    browser.get("/login").await;
-    let done = browser
-        .post_form("/login", &[("email", email), ("password", PASSWORD)])
-        .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    browser
+    world.browser_signed_in(email, PASSWORD).await
 }
 
 #[tokio::test]

@@ -9,14 +9,7 @@ const ADMIN_PASSWORD: &str = "a long enough password";
 
 /// A browser signed in as `email` through the sign-in page.
 async fn signed_in(world: &World, email: &str, password: &str) -> Browser {
-    let mut browser = Browser::new(world.local_router());
-    let form = browser.get("/login").await;
-    assert_eq!(form.status, StatusCode::OK);
-    let page = browser
-        .post_form("/login", &[("email", email), ("password", password)])
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    browser
+    world.browser_signed_in(email, password).await
 }
 
 fn rows(page: &str, table: &str) -> usize {

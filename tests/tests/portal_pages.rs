@@ -34,15 +34,8 @@ async fn pay(world: &World, number: &str, card: &str) -> serde_json::Value {
     payment
 }
 
-/// A browser signed in as `email` through the sign-in page.
 async fn signed_in(world: &World, email: &str) -> Browser {
-    let mut browser = Browser::new(world.local_router());
-    browser.get("/login").await;
-    let done = browser
-        .post_form("/login", &[("email", email), ("password", PASSWORD)])
-        .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    browser
+    world.browser_signed_in(email, PASSWORD).await
 }
 
 /// The CSRF token a page's form carries.

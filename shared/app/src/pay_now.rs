@@ -126,21 +126,8 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
     {
         return resume(s, existing).await;
     }
-    let now = s.clock.now();
-    // One round trip for the org's settings and the recent declines (card testing).
     let limits = velocity::keys(&cmd.org, &cmd.invoice, cmd.client.as_deref());
-    let counted = Counted {
-        keys: limits.iter().map(|(key, _)| key.clone()).collect(),
-        window: velocity::window_index(now),
-    };
-    let preflight = s
-        .guard
-        .preflight(&cmd.org, &counted.keys, counted.window)
-        .await?;
-    let org = preflight.org.ok_or(PayError::NotFound)?;
-    if let Some(wait) = velocity::refusal(&limits, &preflight.declines, now) {
-        return Err(PayError::TooManyAttempts(wait));
-    }
+    let (org, counted) = preflight(s, &cmd.org, limits).await?;
     let read = s
         .accounting
         .read_invoice(&cmd.org, &cmd.invoice)
@@ -162,6 +149,29 @@ pub async fn pay(s: &Services, cmd: PayCommand) -> Result<Payment, PayError> {
         counted,
     };
     charge(s, charging).await
+}
+
+/// One round trip for the org's settings and the recent declines under `limits` (card
+/// testing): the org, and what a decline will be counted under; refused while too many.
+pub(crate) async fn preflight(
+    s: &Services,
+    org: &OrgSlug,
+    limits: Vec<(String, u32)>,
+) -> Result<(Org, Counted), PayError> {
+    let now = s.clock.now();
+    let counted = Counted {
+        keys: limits.iter().map(|(key, _)| key.clone()).collect(),
+        window: velocity::window_index(now),
+    };
+    let seen = s
+        .guard
+        .preflight(org, &counted.keys, counted.window)
+        .await?;
+    let org = seen.org.ok_or(PayError::NotFound)?;
+    if let Some(wait) = velocity::refusal(&limits, &seen.declines, now) {
+        return Err(PayError::TooManyAttempts(wait));
+    }
+    Ok((org, counted))
 }
 
 /// A payment ready to go to the gateway: the invoices as read, each one's part, what pays.

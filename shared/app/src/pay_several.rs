@@ -12,7 +12,7 @@ use domain::{
 use futures::future::try_join_all;
 
 use crate::Services;
-use crate::pay_now::{self, Charging, Counted, PayError, PaySource};
+use crate::pay_now::{self, Charging, PayError, PaySource};
 use crate::payments::Payment;
 use crate::ports::InvoiceRead;
 use crate::velocity;
@@ -123,7 +123,6 @@ pub async fn pay_several(s: &Services, cmd: PaySeveral) -> Result<Payment, PayEr
     {
         return pay_now::resume(s, existing).await;
     }
-    let now = s.clock.now();
     // The decline limits of every invoice and of the address, read with the org in one trip.
     let mut limits: Vec<(String, u32)> = Vec::new();
     for invoice in &cmd.invoices {
@@ -133,18 +132,7 @@ pub async fn pay_several(s: &Services, cmd: PaySeveral) -> Result<Payment, PayEr
             }
         }
     }
-    let counted = Counted {
-        keys: limits.iter().map(|(key, _)| key.clone()).collect(),
-        window: velocity::window_index(now),
-    };
-    let preflight = s
-        .guard
-        .preflight(&cmd.org, &counted.keys, counted.window)
-        .await?;
-    let org = preflight.org.ok_or(PayError::NotFound)?;
-    if let Some(wait) = velocity::refusal(&limits, &preflight.declines, now) {
-        return Err(PayError::TooManyAttempts(wait));
-    }
+    let (org, counted) = pay_now::preflight(s, &cmd.org, limits).await?;
     let planned = plan(s, &org, &cmd.user, &cmd.invoices, cmd.amount.as_deref()).await;
     let (reads, parts) = match (planned, &cmd.expected) {
         (Ok((_, parts)), Some(expected)) if &parts != expected => {

@@ -376,31 +376,40 @@ async fn pay(
                     if let Err(e) = app::schedules::invoice_paid(&worker, org, invoice).await {
                         tracing::warn!(payment = %payment.id, error = %e, "schedule of a paid invoice not cancelled");
                     }
-                    Finished::Complete(
-                    StatusCode::CREATED,
-                    serde_json::to_value(PaymentView::from(payment)).expect("views serialize"),
-                )
+                    paid(payment)
                 }
-                Err(e) => {
-                    let problem = pay_problem(&e);
-                    match e {
-                        PayError::Declined(..) => Finished::Complete(
-                            StatusCode::PAYMENT_REQUIRED,
-                            serde_json::to_value(&problem).expect("problems serialize"),
-                        ),
-                        PayError::Unresolved(_) => Finished::Keep(problem.into_response()),
-                        PayError::TooManyAttempts(wait) => {
-                            let retry_after =
-                                [(header::RETRY_AFTER, wait.whole_seconds().to_string())];
-                            Finished::Release((retry_after, problem).into_response())
-                        }
-                        _ => Finished::Release(problem.into_response()),
-                    }
-                }
+                Err(e) => not_paid(e),
             }
         },
     )
     .await
+}
+
+/// A payment's answer, kept for replays of its key.
+pub(crate) fn paid(payment: app::payments::Payment) -> Finished {
+    Finished::Complete(
+        StatusCode::CREATED,
+        serde_json::to_value(PaymentView::from(payment)).expect("views serialize"),
+    )
+}
+
+/// What a refused or unfinished payment does to its idempotency claim: a decline is an answer
+/// (kept for replays); an unknown outcome keeps the claim for a retry to take over; anything
+/// refused before the charge frees the key.
+pub(crate) fn not_paid(e: PayError) -> Finished {
+    let problem = pay_problem(&e);
+    match e {
+        PayError::Declined(..) => Finished::Complete(
+            StatusCode::PAYMENT_REQUIRED,
+            serde_json::to_value(&problem).expect("problems serialize"),
+        ),
+        PayError::Unresolved(_) => Finished::Keep(problem.into_response()),
+        PayError::TooManyAttempts(wait) => {
+            let retry_after = [(header::RETRY_AFTER, wait.whole_seconds().to_string())];
+            Finished::Release((retry_after, problem).into_response())
+        }
+        _ => Finished::Release(problem.into_response()),
+    }
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {

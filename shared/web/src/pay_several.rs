@@ -13,7 +13,7 @@ use axum::{
     Form, Json, Router,
     body::to_bytes,
     extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -30,7 +30,7 @@ use crate::client::ClientAddr;
 use crate::html::{csrf_refused, page, unavailable, with_cookie};
 use crate::idempotent::{self, Finished, idempotent};
 use crate::pages::method_label;
-use crate::pay_now::pay_problem;
+use crate::pay_now::{not_paid, paid, pay_problem};
 use crate::portal_pages::{Nav, dashboard_path, day, member_of, not_found};
 use crate::session::{Csrf, SignedIn, is_https};
 use crate::views::{MoneyView, PaymentView};
@@ -287,26 +287,8 @@ async fn pay_several(
                 client: client.map(|ip| ip.to_string()),
             };
             match app::pay_several::pay_several(&worker, command).await {
-                Ok(payment) => Finished::Complete(
-                    StatusCode::CREATED,
-                    serde_json::to_value(PaymentView::from(payment)).expect("views serialize"),
-                ),
-                Err(e) => {
-                    let problem = pay_problem(&e);
-                    match e {
-                        PayError::Declined(..) => Finished::Complete(
-                            StatusCode::PAYMENT_REQUIRED,
-                            serde_json::to_value(&problem).expect("problems serialize"),
-                        ),
-                        PayError::Unresolved(_) => Finished::Keep(problem.into_response()),
-                        PayError::TooManyAttempts(wait) => {
-                            let retry_after =
-                                [(header::RETRY_AFTER, wait.whole_seconds().to_string())];
-                            Finished::Release((retry_after, problem).into_response())
-                        }
-                        _ => Finished::Release(problem.into_response()),
-                    }
-                }
+                Ok(payment) => paid(payment),
+                Err(e) => not_paid(e),
             }
         },
     )
