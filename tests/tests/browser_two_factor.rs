@@ -27,7 +27,10 @@ async fn a_payer_turns_on_two_factor_sign_in_on_a_phone() {
 /// The code an authenticator app shows for `key` (as the page gave it) at the world's time.
 fn code_for(world: &World, key: &str) -> String {
     let key = totp::base32_decode(&key.replace(' ', "")).expect("the key is base32");
-    totp::code_at(&key, totp::step_at(world.services.clock.now().unix_timestamp()))
+    totp::code_at(
+        &key,
+        totp::step_at(world.services.clock.now().unix_timestamp()),
+    )
 }
 
 async fn two_factor_journey(width: u32, height: u32) {

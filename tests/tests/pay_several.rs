@@ -550,3 +550,43 @@ async fn an_org_that_requires_two_factor_holds_back_saved_methods_until_it_is_on
     );
     assert!(charges(&s.world).await.is_empty());
 }
+
+#[tokio::test]
+async fn with_a_card_surcharge_each_method_on_the_page_says_what_it_charges_in_all() {
+    let s = setup().await;
+    s.world
+        .set_settings(
+            "demo",
+            json!({"surcharges": [{"brand": "*", "rate_bps": 250}]}),
+        )
+        .await;
+    let mut browser = signed_in(&s.world, "pat@harbor.test").await;
+    let shown = browser
+        .get("/portal/orgs/demo/pay?invoice=INV-A&invoice=INV-B")
+        .await;
+    assert!(
+        shown
+            .body
+            .contains("Visa ending 4242 (expires 12/2030) · USD 205.00 in all"),
+        "{}",
+        shown.body
+    );
+    assert!(!shown.body.contains("Total to charge"));
+    let form = [
+        ("key", field(&shown.body, "key")),
+        ("invoice", "INV-A".to_owned()),
+        ("invoice", "INV-B".to_owned()),
+        ("amount", String::new()),
+        ("expected", field(&shown.body, "expected")),
+        ("method", s.card.clone()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = browser.post_form("/portal/orgs/demo/pay", &form).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let page = browser.get(done.location()).await;
+    assert!(page.body.contains("Card surcharge"), "{}", page.body);
+    assert!(page.body.contains("USD 5.00") && page.body.contains("USD 205.00"));
+    let charged = s.world.sandbox().charges(5).await.unwrap();
+    assert_eq!(charged[0].amount.amount_string(), "205.00");
+    assert_eq!(s.world.balance("demo", "INV-B").await, "0.00");
+}

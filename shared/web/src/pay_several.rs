@@ -360,8 +360,9 @@ struct PayPage {
     lines: Vec<Line>,
     total_due: String,
     amount: String,
-    surcharge: Option<String>,
+    /// What will be charged, where every method charges the same (no card surcharge).
     total: String,
+    one_total: bool,
     /// The lump sum typed, if any.
     asked: String,
     allow_partial: bool,
@@ -463,8 +464,8 @@ async fn render(
         lines: Vec::new(),
         total_due: String::new(),
         amount: String::new(),
-        surcharge: None,
         total: String::new(),
+        one_total: true,
         asked: form.amount.clone(),
         allow_partial: org.settings.allow_partial,
         method: form.method.clone(),
@@ -498,15 +499,34 @@ async fn render(
         Ok(methods) => methods,
         Err(e) => return unavailable(&e),
     };
+    // Where the org adds a card surcharge, each method says what it would charge in all (no
+    // script recomputes a total when the choice changes).
+    let rules = &org.settings.surcharges;
+    let in_all = |m: &app::ports::SavedMethod| {
+        let surcharge = match m.kind.as_str() {
+            "card" => domain::card_surcharge(rules, &m.brand, seen.amount).ok(),
+            _ => None,
+        };
+        let total = seen
+            .amount
+            .checked_add(surcharge.unwrap_or(domain::Money::zero(seen.amount.currency())))
+            .unwrap_or(seen.amount);
+        format!("{} · {total} in all", method_label(m))
+    };
     view.methods = usable
         .iter()
         .filter(|m| !app::methods::expired_by(m, today))
         .map(|m| MethodChoice {
             id: m.id.to_string(),
-            label: method_label(m),
+            label: if rules.is_empty() {
+                method_label(m)
+            } else {
+                in_all(m)
+            },
             checked: form.method.as_deref() == Some(m.id.as_str()),
         })
         .collect();
+    view.one_total = rules.is_empty();
     if !view.methods.iter().any(|m| m.checked)
         && let Some(first) = view.methods.first_mut()
     {
@@ -537,12 +557,7 @@ async fn render(
         .collect();
     view.total_due = seen.total_due.to_string();
     view.amount = seen.amount.to_string();
-    view.surcharge = (!seen.surcharge.is_zero()).then(|| seen.surcharge.to_string());
-    view.total = seen
-        .amount
-        .checked_add(seen.surcharge)
-        .unwrap_or(seen.amount)
-        .to_string();
+    view.total = seen.amount.to_string();
     view.expected = split_text(&seen);
     with_cookie(page(status, &view), csrf.set)
 }
