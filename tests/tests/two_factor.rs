@@ -476,6 +476,36 @@ async fn a_recovery_code_signs_in_once() {
     assert_eq!(problem["code"], "wrong_code", "used: no longer one of them");
     let (status, _, _) = code_step(&world, &step, &codes[4]).await;
     assert_eq!(status, StatusCode::OK, "another one works");
+
+    // Each use is emailed, with what is left.
+    let told: Vec<String> = world
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|m| m.message.subject.starts_with("A recovery code was used"))
+        .map(|m| m.message.text)
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    let mut left: Vec<bool> = [
+        "9 unused recovery codes are left",
+        "8 unused recovery codes are left",
+    ]
+    .iter()
+    .map(|l| told.iter().any(|t| t.contains(l)))
+    .collect();
+    left.dedup();
+    assert_eq!(left, [true], "{told:?}");
+}
+
+#[tokio::test]
+async fn turning_it_on_ends_the_sessions_begun_with_the_password_alone() {
+    let world = World::new().await;
+    let here = world.payer("demo", PAT, &["cust-1"], PASSWORD).await;
+    let elsewhere = world.sign_in(PAT, PASSWORD).await;
+    assert_eq!(me(&world, &elsewhere).await, StatusCode::OK);
+    enrol(&world, &here).await;
+    assert_eq!(me(&world, &here).await, StatusCode::OK, "this one stays");
+    assert_eq!(me(&world, &elsewhere).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -870,12 +900,14 @@ async fn an_org_that_requires_it_holds_back_its_members_without_it() {
         browser.get("/portal/orgs/demo").await.status,
         StatusCode::OK
     );
-    let (status, _, invoices) = get("/api/me/orgs/demo/invoices", &cookie).await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "the session it was turned on in: {invoices}"
-    );
+    // The API session begun with the password alone ended when two-factor came on; one
+    // begun with a code opens demo's API.
+    let (status, _, _) = get("/api/me/orgs/demo/invoices", &cookie).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    wait(&world, 30);
+    let session = sign_in_with(&world, &code_at(&secret, now(&world))).await;
+    let (status, _, invoices) = get("/api/me/orgs/demo/invoices", &session).await;
+    assert_eq!(status, StatusCode::OK, "{invoices}");
     assert_eq!(invoices[0]["invoice_number"], "INV-1");
 }
 

@@ -136,7 +136,7 @@ pub async fn sign_out_everywhere(
 }
 
 /// Ends the user's sessions but `keep` (a token hash); how many ended.
-async fn end_sessions(
+pub(crate) async fn end_sessions(
     s: &Services,
     user: &UserId,
     keep: Option<&str>,

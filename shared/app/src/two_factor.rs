@@ -105,13 +105,14 @@ pub async fn start(s: &Services, user: &User) -> Result<Enrolment, TwoFactorErro
     })
 }
 
-/// Confirms the pending secret with a code of it: two-factor sign-in is on, and the recovery
-/// codes (shown once) are returned. A wrong code leaves it off. Reads: 1; writes: 1 (the user
-/// item); and the email.
+/// Confirms the pending secret with a code of it: two-factor sign-in is on, the other sessions
+/// end, and the recovery codes (shown once) are returned. A wrong code leaves it off. Reads: 1
+/// and the session index; writes: 1 (the user item) and 2 per other session; and the email.
 pub async fn confirm(
     s: &Services,
     user: &User,
     typed: &str,
+    this_session: Option<&str>,
 ) -> Result<Vec<Secret<String>>, TwoFactorError> {
     let now = s.clock.now();
     let (_, state) = s
@@ -143,7 +144,11 @@ pub async fn confirm(
     {
         return Err(TwoFactorError::NoEnrolment);
     }
-    tell(s, user, true, now).await;
+    // Sessions begun before (with the password alone, which may be what was stolen) end;
+    // this one stays.
+    let keep = this_session.map(token_hash);
+    crate::account::end_sessions(s, &user.id, keep.as_deref()).await?;
+    tell(s, user, Change::On, now).await;
     Ok(codes)
 }
 
@@ -190,7 +195,7 @@ pub async fn disable(
     if !s.two_factor.disable_totp(&user.id).await? {
         return Err(TwoFactorError::NotOn);
     }
-    tell(s, user, false, now).await;
+    tell(s, user, Change::Off, now).await;
     Ok(())
 }
 
@@ -236,6 +241,10 @@ pub async fn second_step(
         return Err(TwoFactorError::SignInExpired);
     }
     let session = crate::sessions::start_session(s, &user.id).await?;
+    if let UsedCode::Recovery(_) = used {
+        let left = active.recovery_hashes.len().saturating_sub(1);
+        tell(s, &user, Change::RecoveryUsed(left), now).await;
+    }
     Ok((session, user))
 }
 
@@ -369,7 +378,7 @@ async fn count_failure(s: &Services, limits: &[(String, u32)], now: OffsetDateTi
 #[template(path = "email/two_factor_changed.txt")]
 struct ChangedText<'a> {
     subject: &'a str,
-    turned_on: bool,
+    change: Change,
     name: &'a str,
     email: &'a str,
     when: &'a str,
@@ -380,16 +389,40 @@ struct ChangedText<'a> {
 #[template(path = "email/two_factor_changed.html")]
 struct ChangedHtml<'a> {
     subject: &'a str,
-    turned_on: bool,
+    change: Change,
     name: &'a str,
     email: &'a str,
     when: &'a str,
     link: &'a str,
 }
 
-/// Emails the user that two-factor sign-in was turned on or off (a failure is logged: the
-/// change stands).
-async fn tell(s: &Services, user: &User, turned_on: bool, now: OffsetDateTime) {
+/// What the user is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    On,
+    Off,
+    /// A recovery code signed them in; this many are left.
+    RecoveryUsed(usize),
+}
+
+impl Change {
+    fn is_on(&self) -> bool {
+        *self == Change::On
+    }
+    fn is_off(&self) -> bool {
+        *self == Change::Off
+    }
+    fn codes_left(&self) -> usize {
+        match self {
+            Change::RecoveryUsed(left) => *left,
+            _ => 0,
+        }
+    }
+}
+
+/// Emails the user that two-factor sign-in was turned on or off, or that a recovery code was
+/// used (a failure is logged: the change stands).
+async fn tell(s: &Services, user: &User, change: Change, now: OffsetDateTime) {
     let when = format!(
         "{} at {:02}:{:02} UTC",
         now.date(),
@@ -397,10 +430,10 @@ async fn tell(s: &Services, user: &User, turned_on: bool, now: OffsetDateTime) {
         now.minute()
     );
     let link = format!("{}/account", s.public_url);
-    let subject = if turned_on {
-        "Two-factor sign-in is on for your Paybridge account"
-    } else {
-        "Two-factor sign-in was turned off for your Paybridge account"
+    let subject = match change {
+        Change::On => "Two-factor sign-in is on for your Paybridge account",
+        Change::Off => "Two-factor sign-in was turned off for your Paybridge account",
+        Change::RecoveryUsed(_) => "A recovery code was used to sign in to your Paybridge account",
     };
     let (name, email) = (user.name.as_str(), user.email.as_str());
     let message = EmailMessage {
@@ -408,7 +441,7 @@ async fn tell(s: &Services, user: &User, turned_on: bool, now: OffsetDateTime) {
         subject: subject.to_owned(),
         text: ChangedText {
             subject,
-            turned_on,
+            change,
             name,
             email,
             when: &when,
@@ -418,7 +451,7 @@ async fn tell(s: &Services, user: &User, turned_on: bool, now: OffsetDateTime) {
         .expect("the two-factor email renders"),
         html: ChangedHtml {
             subject,
-            turned_on,
+            change,
             name,
             email,
             when: &when,

@@ -300,7 +300,8 @@ async fn confirm(
         Err(response) => return response,
     };
     let required_by = org_slug(form.required_by.as_deref());
-    match app::two_factor::confirm(&state, &user, &form.code).await {
+    let this_session = crate::session::session_token(&parts);
+    match app::two_factor::confirm(&state, &user, &form.code, this_session).await {
         Ok(codes) => {
             let recovery = RecoveryPage {
                 codes: codes.iter().map(|c| c.expose().clone()).collect(),
@@ -593,9 +594,11 @@ pub struct RecoveryCodesView {
 async fn api_confirm(
     State(state): State<AppState>,
     signed_in: SignedIn,
+    parts: Parts,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Response {
-    match app::two_factor::confirm(&state, &signed_in.user, &body.code).await {
+    let this_session = crate::session::session_token(&parts);
+    match app::two_factor::confirm(&state, &signed_in.user, &body.code, this_session).await {
         Ok(codes) => Json(RecoveryCodesView {
             recovery_codes: codes.iter().map(|c| c.expose().clone()).collect(),
         })
