@@ -229,14 +229,25 @@ pub struct CustomerAutoPay {
     pub open_invoices: usize,
 }
 
-/// The org and each customer the payer pays for, with its enrolment: 2 reads, then per
-/// customer its enrolment and its open invoices, together.
+/// What the payer's auto-pay page shows.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub org: Org,
+    pub customers: Vec<CustomerAutoPay>,
+    /// The payer's saved methods, default first.
+    pub methods: Vec<crate::ports::SavedMethod>,
+}
+
+/// The org, each customer the payer pays for with its enrolment, and the payer's methods: the
+/// org and membership (2 reads) and the methods (1 query), then per customer its enrolment and
+/// its open invoices, together.
 pub async fn overview(
     s: &Services,
     org: &OrgSlug,
     user: &domain::UserId,
-) -> Result<(Org, Vec<CustomerAutoPay>), ScheduleError> {
+) -> Result<Overview, ScheduleError> {
     let (org, membership) = crate::methods::membership(s, org, user).await?;
+    let methods = crate::methods::in_order(s, &org.slug, user).await?;
     let mut customers = Vec::with_capacity(membership.customer_ids.len());
     for customer in membership.customer_ids {
         let (enrolment, open) = futures::join!(
@@ -253,7 +264,11 @@ pub async fn overview(
             customer,
         });
     }
-    Ok((org, customers))
+    Ok(Overview {
+        org,
+        customers,
+        methods,
+    })
 }
 
 /// What one look at an enrolled customer's invoices did.

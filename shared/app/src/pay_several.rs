@@ -27,9 +27,10 @@ pub struct PaySeveral {
     /// A lump sum (decimal, the invoices' currency) spread oldest first; None pays them all.
     pub amount: Option<String>,
     pub method: MethodId,
-    /// The split the payer was shown, if any: a payment whose split differs now (a balance
-    /// moved) is refused, uncharged, rather than made for other amounts.
-    pub expected: Option<Vec<Allocation>>,
+    /// The split the payer was shown, if any (each invoice and its part as a decimal string):
+    /// a payment whose split differs now (a balance moved) is refused, uncharged, rather than
+    /// made for other amounts.
+    pub expected: Option<Vec<(InvoiceNumber, String)>>,
     /// Fixed by the idempotency claim: a retry of the same request gets the same id.
     pub payment_id: PaymentId,
     pub resumed: bool,
@@ -96,13 +97,7 @@ pub async fn preview(
         }
     }
     let mut invoices: Vec<Invoice> = reads.into_iter().map(|r| r.invoice).collect();
-    invoices.sort_by(|a, b| {
-        (a.due_date, a.issue_date, a.number.as_str()).cmp(&(
-            b.due_date,
-            b.issue_date,
-            b.number.as_str(),
-        ))
-    });
+    invoices.sort_by(domain::oldest_first_order);
     let total_due = Money::sum(currency, invoices.iter().map(|i| i.amount_due))
         .map_err(PayError::InvalidAmount)?;
     Ok(Preview {
@@ -135,7 +130,7 @@ pub async fn pay_several(s: &Services, cmd: PaySeveral) -> Result<Payment, PayEr
     let (org, counted) = pay_now::preflight(s, &cmd.org, limits).await?;
     let planned = plan(s, &org, &cmd.user, &cmd.invoices, cmd.amount.as_deref()).await;
     let (reads, parts) = match (planned, &cmd.expected) {
-        (Ok((_, parts)), Some(expected)) if &parts != expected => {
+        (Ok((_, parts)), Some(expected)) if !same_split(&parts, expected)? => {
             return Err(PayError::SplitChanged);
         }
         // An invoice paid off since the split was shown.
@@ -170,6 +165,21 @@ pub async fn pay_several(s: &Services, cmd: PaySeveral) -> Result<Payment, PayEr
         }
     }
     Ok(payment)
+}
+
+/// Whether `parts` are the split the payer was shown (its amounts in the parts' currency).
+fn same_split(parts: &[Allocation], shown: &[(InvoiceNumber, String)]) -> Result<bool, PayError> {
+    if parts.len() != shown.len() {
+        return Ok(false);
+    }
+    for (part, (invoice, amount)) in parts.iter().zip(shown) {
+        let amount =
+            Money::parse(amount, part.amount.currency()).map_err(PayError::InvalidAmount)?;
+        if &part.invoice != invoice || amount != part.amount {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The invoices as read now and each one's part. The person must pay for the invoices'

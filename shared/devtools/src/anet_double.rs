@@ -437,12 +437,7 @@ impl std::fmt::Debug for AnetDouble {
 impl AnetDouble {
     /// Starts a double on a free port of 127.0.0.1, with no merchants yet.
     pub fn start() -> AnetDouble {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        let addr = listener.local_addr().expect("the listener's address");
+        let (listener, addr) = crate::served::local_listener();
         schema();
         let shared: Shared = Arc::new(Mutex::new(Inner {
             merchants: Vec::new(),

@@ -9,6 +9,17 @@ pub struct Served {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// A non-blocking listener on a free port of 127.0.0.1, and its address: where a double serves.
+pub fn local_listener() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let addr = listener.local_addr().expect("the listener's address");
+    (listener, addr)
+}
+
 impl Served {
     /// Serves `app` on `listener` (bound and non-blocking) on a thread named `name`.
     pub fn start(name: &str, listener: std::net::TcpListener, app: Router) -> Served {

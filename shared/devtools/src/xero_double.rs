@@ -312,12 +312,7 @@ impl XeroDouble {
     /// Starts a double on a free port of 127.0.0.1: one organisation, accounts "090" (bank),
     /// "200" and "260" (revenue), no apps, no invoices.
     pub async fn start() -> XeroDouble {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
-        let addr = listener.local_addr().expect("the listener's address");
+        let (listener, addr) = crate::served::local_listener();
         let now = OffsetDateTime::now_utc();
         let salt = (now.unix_timestamp_nanos() as u64 ^ u64::from(addr.port())) as u32;
         let mut inner = Inner {

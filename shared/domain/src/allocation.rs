@@ -47,6 +47,15 @@ pub enum AllocationError {
     MoreThanDue(String),
 }
 
+/// The order a payment pays invoices in: by due date, then issue date, then number.
+pub fn oldest_first_order(a: &Invoice, b: &Invoice) -> std::cmp::Ordering {
+    (a.due_date, a.issue_date, a.number.as_str()).cmp(&(
+        b.due_date,
+        b.issue_date,
+        b.number.as_str(),
+    ))
+}
+
 /// Splits `amount` (the whole balance when None) across `invoices`, oldest first. Every part
 /// is more than zero and at most its invoice's balance; the parts add up to the amount.
 pub fn allocate(
@@ -92,13 +101,7 @@ pub fn allocate(
         Some(a) => a,
     };
     let mut oldest_first: Vec<&Invoice> = invoices.iter().collect();
-    oldest_first.sort_by(|a, b| {
-        (a.due_date, a.issue_date, a.number.as_str()).cmp(&(
-            b.due_date,
-            b.issue_date,
-            b.number.as_str(),
-        ))
-    });
+    oldest_first.sort_by(|a, b| oldest_first_order(a, b));
     let mut parts = Vec::new();
     for invoice in oldest_first {
         if left.is_zero() {

@@ -12,7 +12,7 @@ mod secret;
 mod surcharge;
 pub mod totp;
 
-pub use allocation::{Allocation, AllocationError, allocate};
+pub use allocation::{Allocation, AllocationError, allocate, oldest_first_order};
 pub use card::card_brand;
 pub use ids::{
     ApiKeyId, EnrolmentId, IdError, InvitationId, MandateId, MethodId, PaymentId, ScheduleId,

@@ -159,9 +159,8 @@ async fn render(
     query: PageQuery,
     error: Option<String>,
 ) -> Response {
-    let loaded = load(state, &org.slug, &user).await;
-    let (customers, methods) = match loaded {
-        Ok(found) => found,
+    let (customers, methods) = match app::autopay::overview(state, &org.slug, &user.id).await {
+        Ok(seen) => (seen.customers, seen.methods),
         Err(ScheduleError::NotFound) => return not_found(),
         Err(e) => return unavailable(&e),
     };
@@ -189,19 +188,6 @@ async fn render(
         nav: Nav::new(&user, &org, "autopay"),
     };
     with_cookie(page(status, &view), csrf.set)
-}
-
-/// The customers with their enrolments, and the payer's methods.
-async fn load(
-    state: &AppState,
-    org: &OrgSlug,
-    user: &User,
-) -> Result<(Vec<CustomerAutoPay>, Vec<SavedMethod>), ScheduleError> {
-    let (overview, methods) = tokio::join!(
-        app::autopay::overview(state, org, &user.id),
-        app::methods::list(state, org, &user.id)
-    );
-    Ok((overview?.1, methods?))
 }
 
 /// `GET /portal/orgs/{org}/autopay`

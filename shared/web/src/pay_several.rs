@@ -234,7 +234,7 @@ async fn pay_several(
     };
     let expected = match &body.expected {
         None => None,
-        Some(parts) => match expected_parts(state, &org, parts).await {
+        Some(parts) => match invoice_numbers_of(parts) {
             Ok(parts) => Some(parts),
             Err(problem) => return problem.into_response(),
         },
@@ -295,26 +295,15 @@ async fn pay_several(
     .await
 }
 
-/// The parts as the payer saw them, in the org's currency.
-async fn expected_parts(
-    state: &AppState,
-    org: &OrgSlug,
-    parts: &[ExpectedPart],
-) -> Result<Vec<domain::Allocation>, Problem> {
-    let currency = match state.orgs.get_org(org).await {
-        Ok(Some(org)) => org.settings.default_currency,
-        Ok(None) => return Err(Problem::not_found("no such invoice")),
-        Err(e) => return Err(e.into()),
-    };
+/// The shown parts with their invoice numbers checked (the amounts are read against the
+/// invoices' currency by the payment).
+fn invoice_numbers_of(parts: &[ExpectedPart]) -> Result<Vec<(InvoiceNumber, String)>, Problem> {
     parts
         .iter()
         .map(|p| {
-            Ok(domain::Allocation {
-                invoice: InvoiceNumber::parse(p.invoice_number.trim())
-                    .map_err(|_| Problem::not_found("no such invoice"))?,
-                amount: domain::Money::parse(p.amount.trim(), currency)
-                    .map_err(|e| Problem::invalid(format!("expected: {e}")))?,
-            })
+            let invoice = InvoiceNumber::parse(p.invoice_number.trim())
+                .map_err(|_| Problem::not_found("no such invoice"))?;
+            Ok((invoice, p.amount.trim().to_owned()))
         })
         .collect()
 }
@@ -427,24 +416,16 @@ async fn render(
         Ok(numbers) => numbers,
         Err(_) => return not_found(),
     };
-    let method = form.method.as_deref().and_then(|m| MethodId::parse(m).ok());
     let asked = (!form.amount.is_empty()).then_some(form.amount.as_str());
     let mut error = error;
     let mut status = status;
-    let mut seen = app::pay_several::preview(
-        state,
-        &org.slug,
-        &user.id,
-        &invoices,
-        asked,
-        method.as_ref(),
-    )
-    .await;
-    // A refused amount or method still shows the invoices, split as if paid in full.
+    // Each method's total is on its label: the split needs no method.
+    let mut seen =
+        app::pay_several::preview(state, &org.slug, &user.id, &invoices, asked, None).await;
+    // A refused amount still shows the invoices, split as if paid in full.
     if let Err(
         e @ (PayError::InvalidAmount(_)
         | PayError::PartialNotAllowed(_)
-        | PayError::MethodNotFound
         | PayError::Allocation(
             domain::AllocationError::Zero | domain::AllocationError::MoreThanDue(_),
         )),
